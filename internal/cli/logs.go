@@ -1,0 +1,5 @@
+package cli
+
+import "github.com/spf13/cobra"
+
+func newLogsCmd() *cobra.Command { return notYet("logs", "log inspection") }
