@@ -1,0 +1,243 @@
+package sigma
+
+import (
+	"strings"
+	"time"
+
+	"github.com/mamori-sec/mamori/logs/decode"
+)
+
+// Alert is one rule firing.
+type Alert struct {
+	Rule *Rule
+	Time time.Time
+	// Record is a copy of the (last) triggering record.
+	Record *decode.Record
+	// Evidence holds the triggering lines, at most Runtime.MaxEvidence.
+	Evidence []string
+	// Count is the number of events behind a correlation alert.
+	Count int
+	// Group holds the correlation's group-by values.
+	Group map[string]string
+}
+
+// Runtime matches records against a Set and keeps the correlation state.
+// It is not safe for concurrent use.
+type Runtime struct {
+	set *Set
+	// MaxEvidence bounds the lines attached to an alert (default 20) and
+	// MaxLine each line's length (default 2048).
+	MaxEvidence int
+	MaxLine     int
+	// Now gives the time for records that carry none (default time.Now).
+	Now func() time.Time
+
+	state   map[*Rule]map[string]*bucket
+	newest  time.Time
+	fed     int
+	matched []*Rule
+}
+
+// NewRuntime returns a Runtime over a finished Set.
+func NewRuntime(s *Set) *Runtime {
+	return &Runtime{set: s, MaxEvidence: 20, MaxLine: 2048, Now: time.Now, state: map[*Rule]map[string]*bucket{}}
+}
+
+// Groups returns how many correlation groups are held, for metrics.
+func (rt *Runtime) Groups() int {
+	n := 0
+	for _, m := range rt.state {
+		n += len(m)
+	}
+	return n
+}
+
+// Process matches one record and calls emit for each alert.
+func (rt *Runtime) Process(rec *decode.Record, emit func(Alert)) {
+	ix := rt.set.index
+	if ix == nil {
+		return
+	}
+	rt.matched = rt.matched[:0]
+	ix.candidates(rec, func(r *Rule) {
+		if r.cond.eval(rec) {
+			rt.matched = append(rt.matched, r)
+		}
+	})
+	if len(rt.matched) == 0 {
+		return
+	}
+	t := rec.Time
+	if t.IsZero() {
+		t = rt.Now()
+	}
+	if t.After(rt.newest) {
+		rt.newest = t
+	}
+	for _, r := range rt.matched {
+		if r.Generate {
+			emit(Alert{Rule: r, Time: t, Record: rec.Clone(), Evidence: []string{rt.clip(rec.Raw)}, Count: 1})
+		}
+		for _, c := range ix.usedBy[r] {
+			rt.feed(c, r, rec, t, emit)
+		}
+	}
+}
+
+func (rt *Runtime) clip(s string) string {
+	if len(s) > rt.MaxLine {
+		return s[:rt.MaxLine] + "…"
+	}
+	return s
+}
+
+// bucket is one correlation group's window.
+type bucket struct {
+	times []time.Time
+	vals  []string
+	count map[string]int
+	last  time.Time
+	ev    []string
+	seq   []time.Time
+}
+
+func (b *bucket) addEvidence(line string, max int) {
+	if len(b.ev) >= max {
+		copy(b.ev, b.ev[1:])
+		b.ev = b.ev[:max-1]
+	}
+	b.ev = append(b.ev, line)
+}
+
+func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, emit func(Alert)) {
+	c := cr.Correlation
+	var kb strings.Builder
+	for i, g := range c.groupBy {
+		v, ok := g.get(rec)
+		if !ok {
+			// An event without the group-by field cannot be attributed.
+			return
+		}
+		if i > 0 {
+			kb.WriteByte(0)
+		}
+		kb.WriteString(v)
+	}
+	key := kb.String()
+	groups := rt.state[cr]
+	if groups == nil {
+		groups = map[string]*bucket{}
+		rt.state[cr] = groups
+	}
+	b := groups[key]
+	if b == nil {
+		b = &bucket{}
+		groups[key] = b
+	}
+	// Out-of-order lines are counted at the group's latest time, so a late
+	// line can neither reopen an old window nor be lost.
+	if t.Before(b.last) {
+		t = b.last
+	}
+	b.last = t
+	b.addEvidence(rt.clip(rec.Raw), rt.MaxEvidence)
+	fired, count := false, 0
+	switch c.Type {
+	case "event_count", "value_count":
+		b.times = append(b.times, t)
+		if c.Type == "value_count" {
+			v, ok := c.field.get(rec)
+			if !ok {
+				b.times = b.times[:len(b.times)-1]
+				return
+			}
+			if b.count == nil {
+				b.count = map[string]int{}
+			}
+			if _, seen := b.count[v]; !seen {
+				v = strings.Clone(v)
+			}
+			b.vals = append(b.vals, v)
+			b.count[v]++
+		}
+		drop := 0
+		for drop < len(b.times) && t.Sub(b.times[drop]) >= c.Timespan {
+			if c.Type == "value_count" {
+				v := b.vals[drop]
+				if b.count[v]--; b.count[v] == 0 {
+					delete(b.count, v)
+				}
+			}
+			drop++
+		}
+		if drop > 0 {
+			b.times = append(b.times[:0], b.times[drop:]...)
+			if c.Type == "value_count" {
+				b.vals = append(b.vals[:0], b.vals[drop:]...)
+			}
+		}
+		count = len(b.times)
+		if c.Type == "value_count" {
+			count = len(b.count)
+		}
+		fired = count > c.Threshold || c.Op == "gte" && count == c.Threshold
+	case "temporal", "temporal_ordered":
+		if b.seq == nil {
+			b.seq = make([]time.Time, len(c.rules))
+		}
+		for i, r := range c.rules {
+			if r != base {
+				continue
+			}
+			if c.Type == "temporal_ordered" && i > 0 && (b.seq[i-1].IsZero() || t.Sub(b.seq[0]) >= c.Timespan) {
+				continue
+			}
+			if c.Type == "temporal_ordered" && i == 0 {
+				for j := range b.seq {
+					b.seq[j] = time.Time{}
+				}
+			}
+			b.seq[i] = t
+		}
+		fired = true
+		for _, s := range b.seq {
+			if s.IsZero() || t.Sub(s) >= c.Timespan {
+				fired = false
+			}
+		}
+		count = len(b.ev)
+	}
+	if fired {
+		a := Alert{Rule: cr, Time: t, Record: rec.Clone(), Evidence: append([]string(nil), b.ev...), Count: count,
+			Group: map[string]string{}}
+		for i, g := range c.GroupBy {
+			v, _ := c.groupBy[i].get(rec)
+			a.Group[g] = v
+		}
+		// Start over, as fail2ban does after a ban: one alert per burst.
+		delete(groups, key)
+		if cr.Generate {
+			emit(a)
+		}
+		for _, next := range rt.set.index.usedBy[cr] {
+			rt.feed(next, cr, rec, t, emit)
+		}
+	}
+	rt.fed++
+	if rt.fed%65536 == 0 {
+		rt.sweep()
+	}
+}
+
+// sweep forgets groups whose window has passed, so memory follows the
+// number of active sources, not of all sources ever seen.
+func (rt *Runtime) sweep() {
+	for cr, groups := range rt.state {
+		span := cr.Correlation.Timespan
+		for k, b := range groups {
+			if rt.newest.Sub(b.last) >= span {
+				delete(groups, k)
+			}
+		}
+	}
+}
