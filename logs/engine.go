@@ -29,7 +29,7 @@ type Config struct {
 	Location *time.Location
 	// Ref is the year-inference reference for RFC 3164 timestamps (zero:
 	// now). Analysis of an old file sets it to the file's mtime.
-	Ref     time.Time
+	Ref      time.Time
 	Decoders []*decode.Custom
 	// Live clamps timestamps more than FutureSlack in the future to now,
 	// so a wrong clock in one line cannot hold a correlation window open.

@@ -32,10 +32,12 @@ type Runtime struct {
 	// Now gives the time for records that carry none (default time.Now).
 	Now func() time.Time
 
-	state   map[*Rule]map[string]*bucket
-	newest  time.Time
-	fed     int
-	matched []*Rule
+	state     map[*Rule]map[string]*bucket
+	newest    time.Time
+	fed       int
+	lastSweep int
+	held      int
+	matched   []*Rule
 }
 
 // NewRuntime returns a Runtime over a finished Set.
@@ -111,19 +113,29 @@ func (b *bucket) addEvidence(line string, max int) {
 
 func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, emit func(Alert)) {
 	c := cr.Correlation
-	var kb strings.Builder
-	for i, g := range c.groupBy {
-		v, ok := g.get(rec)
+	var key string
+	if len(c.groupBy) == 1 {
+		// The common case needs no key building (and no allocation).
+		v, ok := c.groupBy[0].get(rec)
 		if !ok {
-			// An event without the group-by field cannot be attributed.
 			return
 		}
-		if i > 0 {
-			kb.WriteByte(0)
+		key = v
+	} else {
+		var kb strings.Builder
+		for i, g := range c.groupBy {
+			v, ok := g.get(rec)
+			if !ok {
+				// An event without the group-by field cannot be attributed.
+				return
+			}
+			if i > 0 {
+				kb.WriteByte(0)
+			}
+			kb.WriteString(v)
 		}
-		kb.WriteString(v)
+		key = kb.String()
 	}
-	key := kb.String()
 	groups := rt.state[cr]
 	if groups == nil {
 		groups = map[string]*bucket{}
@@ -132,7 +144,8 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 	b := groups[key]
 	if b == nil {
 		b = &bucket{}
-		groups[key] = b
+		// Clone: the key must not pin the whole line in memory.
+		groups[strings.Clone(key)] = b
 	}
 	// Out-of-order lines are counted at the group's latest time, so a late
 	// line can neither reopen an old window nor be lost.
@@ -224,14 +237,21 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 		}
 	}
 	rt.fed++
-	if rt.fed%65536 == 0 {
+	if rt.fed-rt.lastSweep > 65536 && rt.fed-rt.lastSweep > 2*rt.held {
 		rt.sweep()
+		rt.lastSweep = rt.fed
 	}
 }
 
 // sweep forgets groups whose window has passed, so memory follows the
 // number of active sources, not of all sources ever seen.
 func (rt *Runtime) sweep() {
+	rt.held = 0
+	defer func() {
+		for _, g := range rt.state {
+			rt.held += len(g)
+		}
+	}()
 	for cr, groups := range rt.state {
 		span := cr.Correlation.Timespan
 		for k, b := range groups {

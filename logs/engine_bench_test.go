@@ -1,0 +1,38 @@
+package logs
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/mamori-sec/mamori/event"
+)
+
+// BenchmarkAuthLog measures decoding plus the built-in pack on the
+// generated bench auth.log (first 200k lines), one core.
+func BenchmarkAuthLog(b *testing.B) {
+	f, err := os.Open("/tmp/benchdata/logs/auth.log")
+	if err != nil {
+		b.Skip("no /tmp/benchdata/logs/auth.log: run /work/shared/bench/gen-authlog.sh")
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() && len(lines) < 200000 {
+		lines = append(lines, sc.Text())
+	}
+	set, err := LoadRules(nil, false, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e := New(context.Background(), Config{Rules: set, Location: time.UTC, Ref: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}, func(event.Event) {})
+		for _, l := range lines {
+			e.Line(l, "auth.log")
+		}
+	}
+	b.ReportMetric(float64(len(lines))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
