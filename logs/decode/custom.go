@@ -34,7 +34,10 @@ type CustomSpec struct {
 	Service  string            `yaml:"service"`
 	Product  string            `yaml:"product"`
 	Category string            `yaml:"category"`
-	// Separator and Quote shape the kv format (defaults " " and "\"").
+	// Contains, when set, must occur in the text for the decoder to apply
+	// (a cheap pre-filter; required for kv decoders without program).
+	Contains string `yaml:"contains"`
+	// Separator splits kv pairs (default " ").
 	Separator string `yaml:"separator"`
 }
 
@@ -102,6 +105,9 @@ func CompileCustom(s CustomSpec) (*Custom, error) {
 		if s.Regex != "" {
 			return nil, fmt.Errorf("format %s takes no regex", s.Format)
 		}
+		if s.Format == "kv" && s.Program == "" && s.Contains == "" {
+			return nil, errors.New("a kv decoder needs program or contains, or it would take every line")
+		}
 	default:
 		return nil, fmt.Errorf("unknown format %q (want regex, kv or json)", s.Format)
 	}
@@ -117,6 +123,9 @@ func (c *Custom) Name() string { return c.spec.Name }
 // decode applies c to text (a whole line, or a program's message) and
 // reports whether it matched.
 func (c *Custom) decode(text string, r *Record) bool {
+	if c.spec.Contains != "" && !strings.Contains(text, c.spec.Contains) {
+		return false
+	}
 	switch c.spec.Format {
 	case "", "regex":
 		m := c.re.FindStringSubmatchIndex(text)
