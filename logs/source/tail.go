@@ -33,6 +33,10 @@ type Tailer struct {
 	cfg   TailConfig
 	pos   *Positions
 	files map[string]*tailed
+	// hist remembers, per path, the generations (inodes) already read to
+	// their end, so that after a rotation the rotated siblings we never
+	// saw can be read without reading a known one twice.
+	hist  map[string][]gen
 	first bool
 	// Truncated counts over-long lines.
 	Truncated int64
@@ -43,7 +47,43 @@ type tailed struct {
 	f    *os.File
 	dev  uint64
 	ino  uint64
+	fp   string // first bytes: inode numbers are reused after deletion
 	lr   *LineReader
+}
+
+// gen identifies one generation of a file: inode plus first bytes.
+type gen struct {
+	ino uint64
+	fp  string
+}
+
+const fpLen = 64
+
+// fingerprint reads up to fpLen bytes at offset 0.
+func fingerprint(f *os.File) string {
+	var b [fpLen]byte
+	n, _ := f.ReadAt(b[:], 0)
+	return string(b[:n])
+}
+
+func fingerprintPath(p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	return fingerprint(f)
+}
+
+// sameGen reports whether path's file is the generation g: same inode and
+// one first-bytes string a prefix of the other (a file still being
+// written may have fewer bytes than when we took its fingerprint).
+func sameGen(g gen, ino uint64, fp string) bool {
+	if g.ino != ino {
+		return false
+	}
+	n := min(len(g.fp), len(fp))
+	return g.fp[:n] == fp[:n]
 }
 
 // NewTailer returns a Tailer that stores positions in pos.
@@ -51,7 +91,7 @@ func NewTailer(cfg TailConfig, pos *Positions) *Tailer {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 250 * time.Millisecond
 	}
-	return &Tailer{cfg: cfg, pos: pos, files: map[string]*tailed{}, first: true}
+	return &Tailer{cfg: cfg, pos: pos, files: map[string]*tailed{}, hist: map[string][]gen{}, first: true}
 }
 
 // Run follows the files until ctx is done, calling fn for every complete
@@ -108,6 +148,7 @@ func (t *Tailer) Poll(fn func(line, path string)) error {
 			}
 			t.drain(tf, fn)
 			tf.f.Close()
+			t.remember(p, tf)
 			delete(t.files, p)
 			t.pos.Delete(p)
 		}
@@ -143,18 +184,28 @@ func (t *Tailer) follow(p string, fn func(line, path string)) {
 		case t.first && !t.cfg.FromStart:
 			off = fi.Size()
 		}
+		if _, rotated := t.hist[p]; rotated {
+			// The path vanished during a rotation and is back.
+			t.readSiblings(p, ino, fn)
+		}
 		tf, err = t.open(p, off)
 		if err != nil {
 			return
 		}
 		t.files[p] = tf
-	} else if ino != tf.ino || dev != tf.dev {
+	} else if ino == tf.ino && dev == tf.dev && fi.Size() < tf.lr.Offset {
+		// copytruncate: the tail we had not read yet is in the copy.
+		t.readCopy(p, tf.lr.Offset, fn)
+		tf.f.Seek(0, io.SeekStart)
+		tf.lr.Reset(tf.f, 0)
+		tf.fp = ""
+	} else if ino != tf.ino || dev != tf.dev || !sameGen(gen{tf.ino, tf.currentFP()}, ino, fingerprintPath(p)) {
 		// Rotation by rename: drain the old file through its descriptor,
 		// read a generation we may have skipped, then start the new file.
 		t.drain(tf, fn)
-		old := tf.ino
 		tf.f.Close()
-		t.readSibling(p, old, ino, 0, fn)
+		t.remember(p, tf)
+		t.readSiblings(p, ino, fn)
 		ntf, err := t.open(p, 0)
 		if err != nil {
 			delete(t.files, p)
@@ -162,11 +213,6 @@ func (t *Tailer) follow(p string, fn func(line, path string)) {
 		}
 		tf = ntf
 		t.files[p] = tf
-	} else if fi.Size() < tf.lr.Offset {
-		// copytruncate: the tail we had not read yet is in the copy.
-		t.readCopy(p, tf.lr.Offset, fn)
-		tf.f.Seek(0, io.SeekStart)
-		tf.lr.Reset(tf.f, 0)
 	}
 	t.read(tf, fn)
 	t.pos.Set(p, Pos{Dev: tf.dev, Inode: tf.ino, Offset: tf.lr.Offset})
@@ -190,7 +236,7 @@ func (t *Tailer) open(p string, off int64) (*tailed, error) {
 		return nil, err
 	}
 	dev, ino := fileID(fi)
-	return &tailed{path: p, f: f, dev: dev, ino: ino, lr: NewLineReader(f, t.cfg.MaxLine, off)}, nil
+	return &tailed{path: p, f: f, dev: dev, ino: ino, fp: fingerprint(f), lr: NewLineReader(f, t.cfg.MaxLine, off)}, nil
 }
 
 func (t *Tailer) read(tf *tailed, fn func(line, path string)) {
@@ -219,21 +265,51 @@ func rotatedNames(p string) []string {
 	return []string{p + ".1", p + ".0", p + "-old"}
 }
 
-// readSibling reads the rotated file that is neither the one we had open
-// (old) nor the current one (cur), from off: a generation created and
-// rotated away between two polls.
-func (t *Tailer) readSibling(p string, old, cur uint64, off int64, fn func(line, path string)) {
-	for _, n := range rotatedNames(p) {
-		fi, err := os.Stat(n)
+// currentFP returns the fingerprint, taking it once the file has bytes.
+func (tf *tailed) currentFP() string {
+	if len(tf.fp) < fpLen {
+		if fp := fingerprint(tf.f); len(fp) > len(tf.fp) && fp[:len(tf.fp)] == tf.fp {
+			tf.fp = fp
+		}
+	}
+	return tf.fp
+}
+
+func (t *Tailer) remember(p string, tf *tailed) {
+	h := append(t.hist[p], gen{tf.ino, tf.currentFP()})
+	if len(h) > 16 {
+		h = h[len(h)-16:]
+	}
+	t.hist[p] = h
+}
+
+// readSiblings reads, oldest first, the rotated generations of p that
+// were created and rotated away between two polls (never opened by us).
+func (t *Tailer) readSiblings(p string, cur uint64, fn func(line, path string)) {
+	curFP := fingerprintPath(p)
+	names := []string{p + ".3", p + ".2", p + ".1", p + ".0", p + "-old"}
+	for _, n := range names {
+		f, err := os.Open(n)
 		if err != nil {
 			continue
 		}
-		_, ino := fileID(fi)
-		if ino == old || ino == cur {
+		fi, err := f.Stat()
+		if err != nil || !fi.Mode().IsRegular() {
+			f.Close()
 			continue
 		}
-		t.readFileFrom(n, p, off, fn)
-		return
+		_, ino := fileID(fi)
+		fp := fingerprint(f)
+		f.Close()
+		known := sameGen(gen{cur, curFP}, ino, fp)
+		for _, h := range t.hist[p] {
+			known = known || sameGen(h, ino, fp)
+		}
+		if known {
+			continue
+		}
+		t.readFileFrom(n, p, 0, fn)
+		t.hist[p] = append(t.hist[p], gen{ino, fp})
 	}
 }
 

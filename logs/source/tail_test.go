@@ -171,9 +171,11 @@ func TestTailRapidRotationUnderLoad(t *testing.T) {
 	for i := 0; i < total; i += 50 {
 		appendLines(t, p, i, i+50)
 		if (i+50)%per == 0 {
-			// rename rotation; the previous .1 is pushed to .2 so two
-			// generations can sit next to the live file.
-			os.Rename(p+".1", p+".2")
+			// rename rotation as logrotate does it (keeping 4), so
+			// several generations can sit next to the live file.
+			for k := 3; k >= 1; k-- {
+				os.Rename(fmt.Sprintf("%s.%d", p, k), fmt.Sprintf("%s.%d", p, k+1))
+			}
 			os.Rename(p, p+".1")
 			os.WriteFile(p, nil, 0o644)
 			time.Sleep(3 * time.Millisecond)
