@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -268,5 +269,52 @@ func shortReason(s string) string {
 }
 
 func newLogsWatchCmd() *cobra.Command {
-	return notYet("watch", "follow logs live")
+	var rf logsRuleFlags
+	var asJSON, journal, stdin, fromStart bool
+	var files []string
+	var state string
+	cmd := &cobra.Command{
+		Use:   "watch [--file GLOB]... [--journal] [--stdin]",
+		Short: "follow logs live (tail -F, journald, stdin) and print alerts; read positions persist in --state",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			files = append(files, args...)
+			if len(files) == 0 && !journal && !stdin {
+				return &ExitError{Code: 2, Err: fmt.Errorf("logs watch: nothing to watch: give --file, --journal or --stdin")}
+			}
+			set, decs, loc, err := rf.load(cmd.ErrOrStderr())
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			out := bufio.NewWriter(cmd.OutOrStdout())
+			var mu sync.Mutex
+			p := &printer{w: out, asJSON: asJSON}
+			emit := func(ev event.Event) {
+				mu.Lock()
+				p.emit(ev)
+				out.Flush()
+				mu.Unlock()
+			}
+			host, _ := os.Hostname()
+			eng := logs.New(cmd.Context(), logs.Config{Rules: set, Location: loc, Decoders: decs, Live: true, Host: host}, emit)
+			var in io.Reader
+			if stdin {
+				in = os.Stdin
+			}
+			err = eng.Run(cmd.Context(), logs.Sources{Files: files, Journal: journal, FromStart: fromStart}, state, in)
+			st := eng.Stats()
+			fmt.Fprintf(cmd.ErrOrStderr(), "mamori logs: %d lines, %d alerts\n", st.Lines, st.Alerts)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			return nil
+		},
+	}
+	rf.add(cmd)
+	cmd.Flags().StringSliceVar(&files, "file", nil, "file or glob to follow (repeatable)")
+	cmd.Flags().BoolVar(&journal, "journal", false, "follow the systemd journal")
+	cmd.Flags().BoolVar(&stdin, "stdin", false, "read lines from standard input")
+	cmd.Flags().BoolVar(&fromStart, "from-start", false, "read files without a saved position from the start (default: from the end)")
+	cmd.Flags().StringVar(&state, "state", "", "directory for read positions and the journal cursor (default: none, start at the end)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print alerts as JSON lines")
+	return cmd
 }
