@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mamori-sec/mamori/event"
 	"gopkg.in/yaml.v3"
@@ -345,4 +346,23 @@ func compileCorrelation(y *corrYAML) (*Correlation, error) {
 		}
 	}
 	return c, nil
+}
+
+// Override changes a correlation rule's threshold and/or timespan (policy
+// knobs for the built-in pack). Zero values keep the rule's own.
+func (s *Set) Override(ref string, threshold int, timespan time.Duration) error {
+	r := s.byRef[ref]
+	if r == nil {
+		return fmt.Errorf("overriding rule %q: no such rule", ref)
+	}
+	if r.Correlation == nil {
+		return fmt.Errorf("overriding rule %q: not a correlation rule", ref)
+	}
+	if threshold > 0 {
+		r.Correlation.Threshold = threshold
+	}
+	if timespan > 0 {
+		r.Correlation.Timespan = timespan
+	}
+	return nil
 }
