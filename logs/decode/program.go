@@ -113,7 +113,7 @@ func decodePAM(msg string, r *Record) {
 		if i := strings.Index(u, " by "); i >= 0 {
 			by := u[i+4:]
 			if n := cutUser(by); n != "" && !strings.HasPrefix(by, "(") {
-				r.SetExtra("user.effective.name", n)
+				r.setExtra("user.effective.name", n)
 			}
 		}
 	case strings.HasPrefix(rest, "session closed for user "):
@@ -225,7 +225,7 @@ func pamKVs(kvs string, r *Record) {
 		if k == "tty=" {
 			r.Set(ProcessTTY, v)
 		} else {
-			r.SetExtra("pam.ruser", v)
+			r.setExtra("pam.ruser", v)
 		}
 	}
 }

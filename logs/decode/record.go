@@ -6,10 +6,7 @@
 // and without per-line allocations beyond the line itself.
 package decode
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // Field is the index of a well-known field in a Record. Well-known fields
 // live in a fixed array so that a compiled rule reads them by index.
@@ -127,16 +124,21 @@ var aliases = map[string]Field{
 // FieldByName resolves a field name (ours or a known alias) to a well-known
 // field, or FieldNone when the name is only found among a Record's extras.
 func FieldByName(name string) Field {
+	return fieldIndex[name]
+}
+
+var fieldIndex = func() map[string]Field {
+	m := make(map[string]Field, len(fieldNames)+len(aliases))
+	for f, n := range aliases {
+		m[f] = n
+	}
 	for i, n := range fieldNames {
-		if i > 0 && n == name {
-			return Field(i)
+		if i > 0 {
+			m[n] = Field(i)
 		}
 	}
-	if f, ok := aliases[name]; ok {
-		return f
-	}
-	return FieldNone
-}
+	return m
+}()
 
 // Name returns the field's ECS name.
 func (f Field) Name() string {
@@ -214,6 +216,18 @@ func (r *Record) SetExtra(k, v string) {
 	r.extra = append(r.extra, KV{k, v})
 }
 
+// setExtra stores an extra field whose key is known not to be a
+// well-known field (decoders' own keys), skipping the name lookup.
+func (r *Record) setExtra(k, v string) {
+	for i := range r.extra {
+		if r.extra[i].Key == k {
+			r.extra[i].Value = v
+			return
+		}
+	}
+	r.extra = append(r.extra, KV{k, v})
+}
+
 // Extra returns a field that is not well known.
 func (r *Record) Extra(k string) (string, bool) {
 	for i := range r.extra {
@@ -266,5 +280,3 @@ func trimSpace(s string) string {
 	}
 	return s
 }
-
-var _ = strings.HasPrefix

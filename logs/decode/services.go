@@ -24,7 +24,7 @@ func decodeSudo(msg string, r *Record) {
 			switch {
 			case strings.Contains(p, "incorrect password attempt"):
 				action, outcome = "sudo_auth_failure", "failure"
-				r.SetExtra("sudo.attempts", firstWord(p))
+				r.setExtra("sudo.attempts", firstWord(p))
 			case strings.Contains(p, "NOT in sudoers"):
 				action, outcome = "sudo_not_in_sudoers", "failure"
 			case strings.Contains(p, "command not allowed"):
@@ -141,14 +141,14 @@ func decodeLogind(msg string, r *Record) {
 		if !ok {
 			return
 		}
-		r.SetExtra("session.id", id)
+		r.setExtra("session.id", id)
 		r.Set(UserName, strings.TrimSuffix(user, "."))
 		r.Set(EventAction, "session_new")
 	case strings.HasPrefix(m, "Removed session "):
-		r.SetExtra("session.id", strings.TrimSuffix(m[len("Removed session "):], "."))
+		r.setExtra("session.id", strings.TrimSuffix(m[len("Removed session "):], "."))
 		r.Set(EventAction, "session_removed")
 	case strings.HasPrefix(m, "Session ") && strings.Contains(m, " logged out"):
-		r.SetExtra("session.id", firstWord(m[len("Session "):]))
+		r.setExtra("session.id", firstWord(m[len("Session "):]))
 		r.Set(EventAction, "session_logged_out")
 	default:
 		return
@@ -247,13 +247,13 @@ func kvList(s string, r *Record) {
 		case "name":
 			r.Set(UserTarget, v)
 		case "UID":
-			r.SetExtra("user.target.id", v)
+			r.setExtra("user.target.id", v)
 		case "GID":
-			r.SetExtra("group.id", v)
+			r.setExtra("group.id", v)
 		case "home":
-			r.SetExtra("user.target.home", v)
+			r.setExtra("user.target.home", v)
 		case "shell":
-			r.SetExtra("user.target.shell", v)
+			r.setExtra("user.target.shell", v)
 		}
 	}
 }

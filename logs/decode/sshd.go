@@ -43,7 +43,7 @@ func decodeSSHD(msg string, r *Record) {
 	}
 	preauth := strings.HasSuffix(trimSpace(m), "[preauth]")
 	if preauth {
-		r.SetExtra("sshd.preauth", "true")
+		r.setExtra("sshd.preauth", "true")
 	}
 	if m == "" {
 		return
@@ -207,10 +207,10 @@ func sshFailedAccepted(m, prefix, action, outcome string, r *Record) bool {
 	rest = rest[sp+5:]
 	if strings.HasPrefix(rest, "invalid user ") {
 		rest = rest[len("invalid user "):]
-		r.SetExtra("user.invalid", "true")
+		r.setExtra("user.invalid", "true")
 	} else if strings.HasPrefix(rest, "illegal user ") {
 		rest = rest[len("illegal user "):]
-		r.SetExtra("user.invalid", "true")
+		r.setExtra("user.invalid", "true")
 	}
 	if !sshUserFrom(rest, r) {
 		return false
@@ -326,7 +326,7 @@ func sshInvalid(m, prefix string, r *Record) bool {
 	if !sshUserFrom(m[len(prefix):], r) {
 		return false
 	}
-	r.SetExtra("user.invalid", "true")
+	r.setExtra("user.invalid", "true")
 	sshAction(r, ActSSHInvalidUser, "failure")
 	return true
 }
@@ -349,7 +349,7 @@ func sshUserNotAllowed(m string, r *Record) bool {
 	} else {
 		r.Set(UserName, who)
 	}
-	r.SetExtra("sshd.reason", rest[i+len(" not allowed because "):])
+	r.setExtra("sshd.reason", rest[i+len(" not allowed because "):])
 	sshAction(r, ActSSHNotAllowed, "failure")
 	return true
 }
@@ -391,7 +391,7 @@ func sshDisconnectUser(who string, r *Record) {
 	switch {
 	case strings.HasPrefix(who, "invalid user "):
 		r.Set(UserName, who[len("invalid user "):])
-		r.SetExtra("user.invalid", "true")
+		r.setExtra("user.invalid", "true")
 	case strings.HasPrefix(who, "authenticating user "):
 		r.Set(UserName, who[len("authenticating user "):])
 	case strings.HasPrefix(who, "user "):

@@ -24,6 +24,10 @@ type Correlation struct {
 	rules   []*Rule
 	groupBy []fieldRef
 	field   fieldRef
+	// sig and slot place the correlation's state: correlations with the
+	// same group-by share one table (one lookup per event), each with its
+	// own slot in the group's entry.
+	sig, slot int
 }
 
 // parseTimespan reads Sigma durations: 30s, 10m, 1h, 2d, 1w.

@@ -26,6 +26,7 @@ type Set struct {
 
 	byRef map[string]*Rule
 	index *index
+	sigs  []sigInfo
 }
 
 // NewSet returns an empty set.

@@ -2,6 +2,8 @@ package sigma
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/mamori-sec/mamori/logs/decode"
 )
@@ -173,8 +175,35 @@ func (s *Set) Finish() error {
 			}
 		}
 	}
+	// Assign state tables: one per distinct group-by list.
+	s.sigs = s.sigs[:0]
+	sigIdx := map[string]int{}
+	for _, r := range s.Rules {
+		c := r.Correlation
+		if c == nil {
+			continue
+		}
+		k := strings.Join(c.GroupBy, "\x00")
+		i, ok := sigIdx[k]
+		if !ok {
+			i = len(s.sigs)
+			sigIdx[k] = i
+			s.sigs = append(s.sigs, sigInfo{})
+		}
+		c.sig, c.slot = i, s.sigs[i].slots
+		s.sigs[i].slots++
+		if c.Timespan > s.sigs[i].maxSpan {
+			s.sigs[i].maxSpan = c.Timespan
+		}
+	}
 	s.index = ix
 	return nil
+}
+
+// sigInfo describes one correlation state table.
+type sigInfo struct {
+	slots   int
+	maxSpan time.Duration
 }
 
 // Lookup returns a rule by ID or name.

@@ -32,7 +32,7 @@ type Runtime struct {
 	// Now gives the time for records that carry none (default time.Now).
 	Now func() time.Time
 
-	state     map[*Rule]map[string]*bucket
+	tables    []map[string]*group
 	newest    time.Time
 	fed       int
 	lastSweep int
@@ -42,13 +42,17 @@ type Runtime struct {
 
 // NewRuntime returns a Runtime over a finished Set.
 func NewRuntime(s *Set) *Runtime {
-	return &Runtime{set: s, MaxEvidence: 20, MaxLine: 2048, Now: time.Now, state: map[*Rule]map[string]*bucket{}}
+	rt := &Runtime{set: s, MaxEvidence: 20, MaxLine: 2048, Now: time.Now}
+	for range s.sigs {
+		rt.tables = append(rt.tables, map[string]*group{})
+	}
+	return rt
 }
 
 // Groups returns how many correlation groups are held, for metrics.
 func (rt *Runtime) Groups() int {
 	n := 0
-	for _, m := range rt.state {
+	for _, m := range rt.tables {
 		n += len(m)
 	}
 	return n
@@ -91,6 +95,13 @@ func (rt *Runtime) clip(s string) string {
 		return s[:rt.MaxLine] + "…"
 	}
 	return s
+}
+
+// group is the state of one group-by value for every correlation sharing
+// the group-by list.
+type group struct {
+	b    []bucket
+	last time.Time
 }
 
 // bucket is one correlation group's window.
@@ -136,23 +147,23 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 		}
 		key = kb.String()
 	}
-	groups := rt.state[cr]
-	if groups == nil {
-		groups = map[string]*bucket{}
-		rt.state[cr] = groups
-	}
-	b := groups[key]
-	if b == nil {
-		b = &bucket{}
+	table := rt.tables[c.sig]
+	g := table[key]
+	if g == nil {
+		g = &group{b: make([]bucket, rt.set.sigs[c.sig].slots)}
 		// Clone: the key must not pin the whole line in memory.
-		groups[strings.Clone(key)] = b
+		table[strings.Clone(key)] = g
 	}
+	b := &g.b[c.slot]
 	// Out-of-order lines are counted at the group's latest time, so a late
 	// line can neither reopen an old window nor be lost.
 	if t.Before(b.last) {
 		t = b.last
 	}
 	b.last = t
+	if t.After(g.last) {
+		g.last = t
+	}
 	b.addEvidence(rt.clip(rec.Raw), rt.MaxEvidence)
 	fired, count := false, 0
 	switch c.Type {
@@ -228,7 +239,7 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 			a.Group[g] = v
 		}
 		// Start over, as fail2ban does after a ban: one alert per burst.
-		delete(groups, key)
+		g.b[c.slot] = bucket{}
 		if cr.Generate {
 			emit(a)
 		}
@@ -243,21 +254,17 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 	}
 }
 
-// sweep forgets groups whose window has passed, so memory follows the
-// number of active sources, not of all sources ever seen.
+// sweep forgets groups whose windows have all passed, so memory follows
+// the number of active sources, not of all sources ever seen.
 func (rt *Runtime) sweep() {
 	rt.held = 0
-	defer func() {
-		for _, g := range rt.state {
-			rt.held += len(g)
-		}
-	}()
-	for cr, groups := range rt.state {
-		span := cr.Correlation.Timespan
-		for k, b := range groups {
-			if rt.newest.Sub(b.last) >= span {
-				delete(groups, k)
+	for i, table := range rt.tables {
+		span := rt.set.sigs[i].maxSpan
+		for k, g := range table {
+			if rt.newest.Sub(g.last) >= span {
+				delete(table, k)
 			}
 		}
+		rt.held += len(table)
 	}
 }
