@@ -33,7 +33,7 @@ go build -o "$OUT/mamori" ./cmd/mamori || exit 2
 measure() {
   local name=$1; shift
   /usr/bin/time -f "%e %U %S %M" -o "$OUT/$name.time" "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"
-  read -r WALL U S RSS < "$OUT/$name.time"
+  read -r WALL U S RSS < <(tail -1 "$OUT/$name.time")
   CPU=$(python3 -c "print(round($U+$S,2))")
   RSS_MB=$(( RSS / 1024 ))
 }
@@ -120,7 +120,9 @@ api:
     log_level: info
     listen_uri: 127.0.0.1:18081
     profiles_path: /etc/crowdsec/profiles.yaml
-    trusted_ips: [127.0.0.1, ::1]
+    trusted_ips:
+      - 127.0.0.1
+      - ::1
 prometheus:
   enabled: false
 EOC
@@ -130,7 +132,10 @@ EOC
     CLOG=$OUT/auth-100k.log; head -100000 "$LOG" > "$CLOG"; CLINES=100000
   fi
   (cd "$CS" && measure crowdsec crowdsec -c "$CS/config.yaml" -dsn "file://$CLOG" -type syslog -no-capi)
-  read -r WALL U S RSS < "$OUT/crowdsec.time"
+  read -r WALL U S RSS < <(tail -1 "$OUT/crowdsec.time")
+  if grep -q 'level=fatal' "$OUT/crowdsec.err"; then
+    echo "crowdsec failed: $(grep -m1 'level=fatal' "$OUT/crowdsec.err")"; exit 2
+  fi
   C_WALL=$WALL C_RSS=$(( RSS / 1024 ))
   C_RATE=$(rate "$CLINES" "$C_WALL")
   if command -v sqlite3 >/dev/null; then
