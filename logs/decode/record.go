@@ -82,12 +82,15 @@ var fieldNames = [numFields]string{
 // aliases maps field names used by SigmaHQ rules (W3C web log names, a few
 // generic ones) to ours, so those rules need no per-backend pipeline.
 var aliases = map[string]Field{
-	"c-ip":              SourceIP,
-	"clientip":          SourceIP,
-	"src_ip":            SourceIP,
-	"cs-uri":            URLOriginal,
-	"cs-uri-stem":       URLPath,
-	"cs-uri-query":      URLQuery,
+	"c-ip":        SourceIP,
+	"clientip":    SourceIP,
+	"src_ip":      SourceIP,
+	"cs-uri":      URLOriginal,
+	"cs-uri-stem": URLPath,
+	// SigmaHQ's webserver rules put patterns that may sit anywhere in the
+	// request target under cs-uri-query; matching the whole target (path
+	// and query) catches them in both places.
+	"cs-uri-query":      URLOriginal,
 	"cs-method":         HTTPMethod,
 	"sc-status":         HTTPStatus,
 	"cs-user-agent":     UserAgent,
