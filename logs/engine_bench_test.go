@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mamori-sec/mamori/event"
+	"github.com/mamori-sec/mamori/logs/source"
 )
 
 // BenchmarkAuthLog measures decoding plus the built-in pack on the
@@ -46,4 +47,25 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAnalyzeFile is the analyze path: reading and splitting the file
+// included (1M lines).
+func BenchmarkAnalyzeFile(b *testing.B) {
+	if _, err := os.Stat("/tmp/benchdata/logs/auth.log"); err != nil {
+		b.Skip("no /tmp/benchdata/logs/auth.log")
+	}
+	set, err := LoadRules(nil, false, true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpu0 := cpuTime()
+	n := 0
+	for i := 0; i < b.N; i++ {
+		e := New(context.Background(), Config{Rules: set, Location: time.UTC}, func(event.Event) {})
+		rc, _ := source.OpenFile("/tmp/benchdata/logs/auth.log", nil)
+		source.ReadAll(rc, 0, func(l string) { e.Line(l, "auth.log"); n++ })
+		rc.Close()
+	}
+	b.ReportMetric(float64(n)/(cpuTime()-cpu0).Seconds(), "lines/cpu-s")
 }

@@ -199,3 +199,31 @@ func TestCorrelationCases(t *testing.T) {
 		})
 	}
 }
+
+// TestDistinctCount checks the scan/map hybrid against a naive count.
+func TestDistinctCount(t *testing.T) {
+	var b bucket
+	var window []string
+	naive := func() int {
+		m := map[string]bool{}
+		for _, v := range window {
+			m[v] = true
+		}
+		return len(m)
+	}
+	seed := uint32(7)
+	for i := 0; i < 5000; i++ {
+		seed = seed*1664525 + 1013904223
+		v := itoa(int(seed>>24) % 50)
+		b.addValue(v)
+		window = append(window, v)
+		if seed%7 == 0 && len(window) > 0 {
+			n := int(seed>>16)%len(window) + 1
+			b.dropValues(n)
+			window = window[n:]
+		}
+		if b.distinct != naive() {
+			t.Fatalf("step %d: distinct = %d, want %d (window %d)", i, b.distinct, naive(), len(window))
+		}
+	}
+}

@@ -106,12 +106,73 @@ type group struct {
 
 // bucket is one correlation group's window.
 type bucket struct {
-	times []time.Time
-	vals  []string
-	count map[string]int
-	last  time.Time
-	ev    []string
-	seq   []time.Time
+	times    []time.Time
+	vals     []string
+	count    map[string]int // distinct values, once the window is large
+	distinct int
+	last     time.Time
+	ev       []string
+	seq      []time.Time
+}
+
+// distinctSmall is the window size up to which value_count counts distinct
+// values by scanning instead of keeping a map (most groups see one or two
+// events, and a map per group is the largest cost).
+const distinctSmall = 32
+
+func (b *bucket) addValue(v string) {
+	if b.count != nil {
+		if b.count[v] == 0 {
+			v = strings.Clone(v)
+			b.distinct++
+		}
+		b.count[v]++
+		b.vals = append(b.vals, v)
+		return
+	}
+	seen := false
+	for _, x := range b.vals {
+		if x == v {
+			seen, v = true, x
+			break
+		}
+	}
+	if !seen {
+		v = strings.Clone(v)
+		b.distinct++
+	}
+	b.vals = append(b.vals, v)
+	if len(b.vals) > distinctSmall {
+		b.count = make(map[string]int, len(b.vals))
+		for _, x := range b.vals {
+			b.count[x]++
+		}
+	}
+}
+
+// dropValues forgets the first n values.
+func (b *bucket) dropValues(n int) {
+	for i := 0; i < n; i++ {
+		v := b.vals[i]
+		if b.count != nil {
+			if b.count[v]--; b.count[v] == 0 {
+				delete(b.count, v)
+				b.distinct--
+			}
+			continue
+		}
+		still := false
+		for _, x := range b.vals[i+1:] {
+			if x == v {
+				still = true
+				break
+			}
+		}
+		if !still {
+			b.distinct--
+		}
+	}
+	b.vals = append(b.vals[:0], b.vals[n:]...)
 }
 
 func (b *bucket) addEvidence(line string, max int) {
@@ -175,34 +236,21 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 				b.times = b.times[:len(b.times)-1]
 				return
 			}
-			if b.count == nil {
-				b.count = map[string]int{}
-			}
-			if _, seen := b.count[v]; !seen {
-				v = strings.Clone(v)
-			}
-			b.vals = append(b.vals, v)
-			b.count[v]++
+			b.addValue(v)
 		}
 		drop := 0
 		for drop < len(b.times) && t.Sub(b.times[drop]) >= c.Timespan {
-			if c.Type == "value_count" {
-				v := b.vals[drop]
-				if b.count[v]--; b.count[v] == 0 {
-					delete(b.count, v)
-				}
-			}
 			drop++
 		}
 		if drop > 0 {
 			b.times = append(b.times[:0], b.times[drop:]...)
 			if c.Type == "value_count" {
-				b.vals = append(b.vals[:0], b.vals[drop:]...)
+				b.dropValues(drop)
 			}
 		}
 		count = len(b.times)
 		if c.Type == "value_count" {
-			count = len(b.count)
+			count = b.distinct
 		}
 		fired = count > c.Threshold || c.Op == "gte" && count == c.Threshold
 	case "temporal", "temporal_ordered":
