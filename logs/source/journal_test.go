@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,5 +58,46 @@ func TestJournalCursor(t *testing.T) {
 				t.Fatalf("entry %s read twice", c)
 			}
 		}
+	}
+}
+
+// TestJournalResumesAfterCursor drives Journal with a stand-in journalctl
+// (this host has no journald): it checks the arguments mamori passes and
+// that the saved cursor is handed back on the next start.
+func TestJournalResumesAfterCursor(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "journalctl")
+	script := `#!/bin/sh
+echo "$@" >> "` + dir + `/args"
+case "$*" in
+*--after-cursor\ c2*) echo '{"__CURSOR":"c3","__REALTIME_TIMESTAMP":"3000000","SYSLOG_IDENTIFIER":"sshd","MESSAGE":"three"}' ;;
+*) echo '{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"1000000","SYSLOG_IDENTIFIER":"sshd","MESSAGE":"one"}'
+   echo '{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"2000000","SYSLOG_IDENTIFIER":"sshd","MESSAGE":"two"}' ;;
+esac
+`
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	posFile := filepath.Join(dir, "pos.json")
+	var got []string
+	for i := 0; i < 2; i++ {
+		pos, err := LoadPositions(posFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := &Journal{Bin: fake}
+		if err := j.Run(context.Background(), pos, func(e JournalEntry) { got = append(got, e.Message) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if strings.Join(got, ",") != "one,two,three" {
+		t.Errorf("messages = %v, want one,two,three (no repeat after restart)", got)
+	}
+	args, _ := os.ReadFile(filepath.Join(dir, "args"))
+	if !strings.Contains(string(args), "-o json") || !strings.Contains(string(args), "--after-cursor c2") {
+		t.Errorf("journalctl arguments: %s", args)
+	}
+	if err := (&Journal{Bin: filepath.Join(dir, "nope")}).Run(context.Background(), &Positions{Files: map[string]Pos{}}, func(JournalEntry) {}); !errors.Is(err, ErrNoJournal) {
+		t.Errorf("missing journalctl: %v, want ErrNoJournal", err)
 	}
 }
