@@ -155,7 +155,7 @@ func newLogsAnalyzeCmd() *cobra.Command {
 func analyzeOne(ctx context.Context, eng *logs.Engine, path string, maxLine int, stderr io.Writer, progress bool) (int64, error) {
 	if path == "-" {
 		eng.SetRef(time.Time{})
-		return source.ReadAll(os.Stdin, maxLine, func(l string) { eng.Line(l, "stdin") })
+		return source.ReadAllContext(ctx, os.Stdin, maxLine, func(l string) { eng.Line(l, "stdin") })
 	}
 	st, err := os.Stat(path)
 	if err != nil {
@@ -177,14 +177,7 @@ func analyzeOne(ctx context.Context, eng *logs.Engine, path string, maxLine int,
 			defer bar.stop()
 		}
 	}
-	n := 0
-	return source.ReadAll(rc, maxLine, func(l string) {
-		eng.Line(l, path)
-		n++
-		if n&0xffff == 0 && ctx.Err() != nil {
-			panic(ctx.Err())
-		}
-	})
+	return source.ReadAllContext(ctx, rc, maxLine, func(l string) { eng.Line(l, path) })
 }
 
 // progressBar redraws one status line on a terminal.

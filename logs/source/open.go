@@ -2,6 +2,7 @@ package source
 
 import (
 	"bufio"
+	"context"
 	"compress/gzip"
 	"fmt"
 	"io"
@@ -54,8 +55,16 @@ func OpenFile(path string, read *int64) (io.ReadCloser, error) {
 // ReadAll feeds every line of r to fn, including a last line without a
 // newline. It returns the number of truncated lines.
 func ReadAll(r io.Reader, maxLine int, fn func(line string)) (truncated int64, err error) {
+	return ReadAllContext(context.Background(), r, maxLine, fn)
+}
+
+// ReadAllContext is ReadAll that stops with ctx's error when ctx is done.
+func ReadAllContext(ctx context.Context, r io.Reader, maxLine int, fn func(line string)) (truncated int64, err error) {
 	lr := NewLineReader(r, maxLine, 0)
-	for {
+	for n := 1; ; n++ {
+		if n&0xffff == 0 && ctx.Err() != nil {
+			return lr.Truncated, ctx.Err()
+		}
 		line, err := lr.Next()
 		if err != nil {
 			if rest, ok := lr.Rest(); ok {
