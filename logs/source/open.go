@@ -2,8 +2,8 @@ package source
 
 import (
 	"bufio"
-	"context"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"os"
