@@ -186,3 +186,35 @@ func FuzzDecode(f *testing.F) {
 		_ = r.Fields()
 	})
 }
+
+// TestAuditGrouping: the records of one auditd event share the context of
+// its SYSCALL record; a new event id starts afresh.
+func TestAuditGrouping(t *testing.T) {
+	lines := []string{
+		`type=SYSCALL msg=audit(1700000000.100:42): arch=c000003e syscall=59 success=yes exit=0 uid=0 comm="wget" exe="/usr/bin/wget" key="susp_activity"`,
+		`type=EXECVE msg=audit(1700000000.100:42): argc=2 a0="wget" a1="http://x/y.sh"`,
+		`type=PATH msg=audit(1700000000.100:42): item=0 name="/usr/bin/wget" nametype=NORMAL`,
+		`type=EXECVE msg=audit(1700000001.000:43): argc=1 a0="ls"`,
+	}
+	var d Decoder
+	var g Grouper
+	var r Record
+	want := []map[string]string{
+		{"type": "SYSCALL", "exe": "/usr/bin/wget"},
+		{"type": "EXECVE", "exe": "/usr/bin/wget", "key": "susp_activity", "a1": "http://x/y.sh"},
+		{"type": "PATH", "name": "/usr/bin/wget", "syscall": "59", "a1": "http://x/y.sh"},
+		{"type": "EXECVE", "a0": "ls"},
+	}
+	for i, l := range lines {
+		d.Decode(l, &r)
+		g.Apply(&r)
+		for k, v := range want[i] {
+			if got, _ := r.Lookup(k); got != v {
+				t.Errorf("record %d: %s = %q, want %q", i, k, got, v)
+			}
+		}
+	}
+	if _, ok := r.Lookup("exe"); ok {
+		t.Errorf("context of event 42 leaked into event 43")
+	}
+}
