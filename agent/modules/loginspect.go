@@ -16,7 +16,21 @@ import (
 	"github.com/mamori-sec/mamori/logs/sigma"
 )
 
-// logInspectSettings is the loginspect policy section.
+// logInspectSettings is the loginspect policy section, for example:
+//
+//	{
+//	  "sources": {"files": ["/var/log/auth.log", "/var/log/nginx/access.log*"], "journal": true,
+//	              "journal_args": ["-u", "ssh"]},
+//	  "thresholds": {"mamori_ssh_bruteforce": {"count": 6, "timespan": "10m"}},
+//	  "disabled_rules": ["mamori_web_not_found"],
+//	  "response": true,
+//	  "timezone": "Asia/Tokyo",
+//	  "decoders": [{"name": "myapp", "program": "myapp", "regex": "denied (?P<source__ip>\\S+)"}]
+//	}
+//
+// Rules are the built-in pack plus the rule-pack files of the policy
+// (ModuleSpec.RuleFiles); read positions and the journal cursor are kept in
+// the module's DataDir.
 type logInspectSettings struct {
 	Sources logs.Sources `json:"sources"`
 	// Builtin enables the built-in rule pack (default true).
