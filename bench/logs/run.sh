@@ -63,9 +63,13 @@ M_RATE=$(rate "$LINES" "$M_WALL"); M_CPURATE=$(rate "$LINES" "$M_CPU")
 M_CMP=$(compare "$OUT/mamori.ips")
 echo "mamori: wall ${M_WALL}s cpu ${M_CPU}s rss ${M_RSS} MiB → $M_RATE lines/s (wall), $M_CPURATE lines/cpu-s; alerted IPs vs truth: $M_CMP"
 
-echo "== mamori, one core (GOMAXPROCS=1, taskset -c 0)"
-measure mamori1 env GOMAXPROCS=1 GOGC=400 taskset -c 0 "$OUT/mamori" logs analyze --json --no-progress "$LOG"
-O_WALL=$WALL O_CPU=$CPU
+echo "== mamori, one core (GOMAXPROCS=1, taskset -c 0), best of 3"
+O_WALL=1e9 O_CPU=1e9
+for run in 1 2 3; do
+  measure mamori1 env GOMAXPROCS=1 GOGC=400 taskset -c 0 "$OUT/mamori" logs analyze --json --no-progress "$LOG"
+  echo "  run $run: wall ${WALL}s cpu ${CPU}s"
+  O_WALL=$(python3 -c "print(min($O_WALL,$WALL))"); O_CPU=$(python3 -c "print(min($O_CPU,$CPU))")
+done
 O_RATE=$(rate "$LINES" "$O_WALL"); O_CPURATE=$(rate "$LINES" "$O_CPU")
 echo "mamori 1 core: wall ${O_WALL}s cpu ${O_CPU}s → $O_RATE lines/s (wall), $O_CPURATE lines/cpu-s"
 
