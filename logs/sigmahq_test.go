@@ -46,3 +46,30 @@ func TestSigmaHQRulesFire(t *testing.T) {
 		}
 	}
 }
+
+// TestSigmaHQAuditd runs SigmaHQ's auditd rules on auditd records written
+// from the rules' own selections.
+func TestSigmaHQAuditd(t *testing.T) {
+	if _, err := os.Stat(sigmaHQ); err != nil {
+		skipOrFail(t, "corpus sigma-rules not found")
+	}
+	set, err := LoadRules([]string{sigmaHQ + "linux/auditd"}, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Rules: set, Location: time.UTC, Ref: testRef}
+	cases := []struct{ line, rule string }{
+		{`type=PATH msg=audit(1700000000.000:5): item=0 name="/etc/pam.d/system-auth" inode=1 nametype=NORMAL`, "Linux Keylogging with Pam.d"},
+		{`type=EXECVE msg=audit(1700000000.000:6): argc=3 a0="sysctl" a1="-w" a2="kernel.randomize_va_space=0"`, "ASLR Disabled Via Sysctl or Direct Syscall - Linux"},
+		{"type=SYSCALL msg=audit(1700000000.000:7): arch=c000003e syscall=135 success=yes exit=0 a0=40000 a1=0 comm=\"x\" exe=\"/x\" key=(null)\x1dARCH=x86_64 SYSCALL=personality AUID=\"root\"", "ASLR Disabled Via Sysctl or Direct Syscall - Linux"},
+	}
+	for _, tc := range cases {
+		var names []string
+		for _, e := range run(t, cfg, []string{tc.line}) {
+			names = append(names, e.Rule.Name)
+		}
+		if !strings.Contains(strings.Join(names, "|"), tc.rule) {
+			t.Errorf("line %q: alerts %q, want %q", tc.line, names, tc.rule)
+		}
+	}
+}

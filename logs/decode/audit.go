@@ -48,6 +48,11 @@ func decodeAudit(line string, r *Record) bool {
 	r.SetExtra("type", typ)
 	r.SetExtra("audit.id", id)
 	body := trimSpace(rest[end+2:])
+	// log_format=ENRICHED appends the interpreted fields (SYSCALL=, AUID=,
+	// …) after a group separator.
+	if strings.IndexByte(body, 0x1d) >= 0 {
+		body = strings.ReplaceAll(body, "\x1d", " ")
+	}
 	// USER_* records nest the interesting part in msg='…'.
 	if i := strings.Index(body, "msg='"); i >= 0 {
 		inner := body[i+5:]
