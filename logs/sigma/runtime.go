@@ -106,7 +106,11 @@ type group struct {
 
 // bucket is one correlation group's window.
 type bucket struct {
-	times    []time.Time
+	// times (unix nanoseconds) and ev start in the inline arrays: most
+	// groups see one or two events, and this saves two allocations each.
+	times    []int64
+	tinl     [2]int64
+	einl     [2]string
 	vals     []string
 	count    map[string]int // distinct values, once the window is large
 	distinct int
@@ -176,6 +180,9 @@ func (b *bucket) dropValues(n int) {
 }
 
 func (b *bucket) addEvidence(line string, max int) {
+	if b.ev == nil {
+		b.ev = b.einl[:0]
+	}
 	if len(b.ev) >= max {
 		copy(b.ev, b.ev[1:])
 		b.ev = b.ev[:max-1]
@@ -229,7 +236,11 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 	fired, count := false, 0
 	switch c.Type {
 	case "event_count", "value_count":
-		b.times = append(b.times, t)
+		if b.times == nil {
+			b.times = b.tinl[:0]
+		}
+		tn := t.UnixNano()
+		b.times = append(b.times, tn)
 		if c.Type == "value_count" {
 			v, ok := c.field.get(rec)
 			if !ok {
@@ -239,7 +250,7 @@ func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, e
 			b.addValue(v)
 		}
 		drop := 0
-		for drop < len(b.times) && t.Sub(b.times[drop]) >= c.Timespan {
+		for drop < len(b.times) && tn-b.times[drop] >= int64(c.Timespan) {
 			drop++
 		}
 		if drop > 0 {
