@@ -98,6 +98,13 @@ func (e *Engine) SetRef(t time.Time) { e.dec.Ref = t }
 // Line processes one line (without its newline). source names the file or
 // stream, for the alert.
 func (e *Engine) Line(line string, source string) {
+	r := &e.rec
+	e.decodeLine(line, r)
+	e.rt.Process(r, func(a sigma.Alert) { e.alert(a, source) })
+}
+
+// decodeLine is the first half of Line: everything up to rule matching.
+func (e *Engine) decodeLine(line string, r *decode.Record) {
 	e.lines.Add(1)
 	if len(line) > 0 && line[len(line)-1] == '\r' {
 		line = line[:len(line)-1]
@@ -107,7 +114,6 @@ func (e *Engine) Line(line string, source string) {
 		// bytes in the output.
 		e.badUTF8.Add(1)
 	}
-	r := &e.rec
 	e.dec.Decode(line, r)
 	if r.Format == "auditd" {
 		e.aud.Apply(r)
@@ -123,7 +129,6 @@ func (e *Engine) Line(line string, source string) {
 			r.Time = now
 		}
 	}
-	e.rt.Process(r, func(a sigma.Alert) { e.alert(a, source) })
 }
 
 // Stats returns the counters so far.

@@ -238,3 +238,33 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("keyword rule without logsource on an undecoded line: %d alerts, want 1", len(got))
 	}
 }
+
+// TestAnalyzeEqualsLine: the pipelined reader gives the same alerts, in
+// the same order, as feeding lines one by one.
+func TestAnalyzeEqualsLine(t *testing.T) {
+	cfg := builtinSet(t)
+	path := loghub + "OpenSSH/OpenSSH_2k.log"
+	cfg.Ref = time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
+	want := runFile(t, cfg, path)
+	var got []event.Event
+	e := New(context.Background(), *cfg, func(ev event.Event) { got = append(got, ev) })
+	rc, err := source.OpenFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := e.Analyze(context.Background(), rc, path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(got) == 0 {
+		t.Fatalf("Analyze: %d alerts, Line: %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Rule.ID != want[i].Rule.ID || got[i].Src.IP != want[i].Src.IP || !got[i].Time.Equal(want[i].Time) || len(got[i].Evidence) != len(want[i].Evidence) {
+			t.Fatalf("alert %d differs: %+v vs %+v", i, got[i], want[i])
+		}
+	}
+	if e.Stats().Lines != 2000 {
+		t.Errorf("lines = %d", e.Stats().Lines)
+	}
+}

@@ -155,7 +155,7 @@ func newLogsAnalyzeCmd() *cobra.Command {
 func analyzeOne(ctx context.Context, eng *logs.Engine, path string, maxLine int, stderr io.Writer, progress bool) (int64, error) {
 	if path == "-" {
 		eng.SetRef(time.Time{})
-		return source.ReadAllContext(ctx, os.Stdin, maxLine, func(l string) { eng.Line(l, "stdin") })
+		return eng.Analyze(ctx, os.Stdin, "stdin", maxLine)
 	}
 	st, err := os.Stat(path)
 	if err != nil {
@@ -177,7 +177,7 @@ func analyzeOne(ctx context.Context, eng *logs.Engine, path string, maxLine int,
 			defer bar.stop()
 		}
 	}
-	return source.ReadAllContext(ctx, rc, maxLine, func(l string) { eng.Line(l, path) })
+	return eng.Analyze(ctx, rc, path, maxLine)
 }
 
 // progressBar redraws one status line on a terminal.
