@@ -5,7 +5,6 @@ import (
 	"io"
 
 	"github.com/mamori-sec/mamori/logs/decode"
-	"github.com/mamori-sec/mamori/logs/sigma"
 	"github.com/mamori-sec/mamori/logs/source"
 )
 
@@ -46,10 +45,9 @@ func (e *Engine) Analyze(ctx context.Context, r io.Reader, src string, maxLine i
 			full <- b
 		}
 	}()
-	emit := func(a sigma.Alert) { e.alert(a, src) }
 	for b := range full {
 		for i := 0; i < b.n; i++ {
-			e.rt.Process(&b.recs[i], emit)
+			e.process(&b.recs[i], src)
 		}
 		free <- b
 	}

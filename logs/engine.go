@@ -100,7 +100,19 @@ func (e *Engine) SetRef(t time.Time) { e.dec.Ref = t }
 func (e *Engine) Line(line string, source string) {
 	r := &e.rec
 	e.decodeLine(line, r)
-	e.rt.Process(r, func(a sigma.Alert) { e.alert(a, source) })
+	e.process(r, source)
+}
+
+// maxRepeat bounds how many events one "message repeated N times" line
+// stands for.
+const maxRepeat = 1000
+
+func (e *Engine) process(r *decode.Record, source string) {
+	emit := func(a sigma.Alert) { e.alert(a, source) }
+	n := min(max(r.Repeat, 1), maxRepeat)
+	for i := 0; i < n; i++ {
+		e.rt.Process(r, emit)
+	}
 }
 
 // decodeLine is the first half of Line: everything up to rule matching.
@@ -177,6 +189,12 @@ func (e *Engine) alert(a sigma.Alert, source string) {
 		ev.HTTP.UserAgent, _ = rec.Get(decode.UserAgent)
 		if s, ok := rec.Get(decode.HTTPStatus); ok {
 			ev.HTTP.Status, _ = strconv.Atoi(s)
+		}
+	}
+	// The triggering record's decoded fields, for whoever reads the alert.
+	for k, v := range rec.Fields() {
+		if len(v) <= 512 {
+			ev.Fields[k] = v
 		}
 	}
 	if source != "" {

@@ -165,8 +165,10 @@ func TestLoghubOpenSSH(t *testing.T) {
 	cfg.Ref = time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)
 	m := byRule(runFile(t, cfg, loghub+"OpenSSH/OpenSSH_2k.log"))
 	want := map[string]map[string]int{
-		"SSH brute force": {"103.99.0.122": 7, "112.95.230.3": 4, "119.4.203.64": 1, "123.235.32.19": 1, "183.62.140.253": 47,
-			"185.190.58.151": 3, "187.141.143.180": 13, "5.188.10.180": 3},
+		// 106.5.5.195 and 5.36.59.76: one "Failed password" line, then
+		// "message repeated 5 times: [ Failed password … ]" 10 s later.
+		"SSH brute force": {"103.99.0.122": 7, "106.5.5.195": 1, "112.95.230.3": 4, "119.4.203.64": 1, "123.235.32.19": 1, "183.62.140.253": 47,
+			"185.190.58.151": 3, "187.141.143.180": 13, "5.188.10.180": 3, "5.36.59.76": 1},
 		"SSH user enumeration":                               {"103.99.0.122": 4, "183.62.140.253": 1, "187.141.143.180": 4, "5.188.10.180": 1},
 		"SSH password spraying":                              {"103.99.0.122": 4, "183.62.140.253": 1, "187.141.143.180": 3},
 		"Repeated PAM authentication failures from one host": {"103.99.0.122": 4, "112.95.230.3": 2, "183.62.140.253": 28, "187.141.143.180": 8},

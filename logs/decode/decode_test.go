@@ -218,3 +218,12 @@ func TestAuditGrouping(t *testing.T) {
 		t.Errorf("context of event 42 leaked into event 43")
 	}
 }
+
+func TestRepeatedMessage(t *testing.T) {
+	var d Decoder
+	var r Record
+	d.Decode("Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times: [ Failed password for root from 5.36.59.76 port 42393 ssh2]\r", &r)
+	if ip, _ := r.Get(SourceIP); ip != "5.36.59.76" || r.Repeat != 5 {
+		t.Errorf("repeated: ip %q repeat %d", ip, r.Repeat)
+	}
+}

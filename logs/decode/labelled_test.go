@@ -109,3 +109,49 @@ func skipOrFail(t *testing.T, why string) {
 	}
 	t.Skip(why)
 }
+
+// TestLoghubDecodeCoverage decodes the real Loghub logs and checks every
+// line is understood at least at the envelope, and that the client of
+// Apache error lines and the source of sshd lines are extracted.
+func TestLoghubDecodeCoverage(t *testing.T) {
+	for _, tc := range []struct {
+		file       string
+		marker     string
+		minDecoded float64
+	}{
+		{"Apache/Apache_2k.log", "[client ", 1.0},
+		{"OpenSSH/OpenSSH_2k.log", " from ", 0.95},
+		{"Linux/Linux_2k.log", "rhost=", 0.4},
+	} {
+		b, err := os.ReadFile("../../../shared/corpus/logs-loghub/" + tc.file)
+		if err != nil {
+			skipOrFail(t, "loghub corpus: "+err.Error())
+		}
+		var d Decoder
+		var r Record
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		decoded, withMarker, withHost := 0, 0, 0
+		for _, l := range lines {
+			d.Decode(l, &r)
+			if r.Format == "" {
+				t.Errorf("%s: envelope not recognised: %q", tc.file, l)
+			}
+			if r.Decoded {
+				decoded++
+			}
+			if strings.Contains(l, tc.marker) {
+				withMarker++
+				ip, _ := r.Get(SourceIP)
+				dom, _ := r.Get(SourceDomain)
+				if ip != "" || dom != "" {
+					withHost++
+				}
+			}
+		}
+		ratio := float64(decoded) / float64(len(lines))
+		t.Logf("%s: %d lines, %.1f%% decoded by a service decoder, source found on %d of %d lines with %q", tc.file, len(lines), 100*ratio, withHost, withMarker, tc.marker)
+		if ratio < tc.minDecoded {
+			t.Errorf("%s: decoded %.2f < %.2f", tc.file, ratio, tc.minDecoded)
+		}
+	}
+}

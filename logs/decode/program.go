@@ -8,6 +8,23 @@ import "strings"
 // clamav, guacamole …).
 func decodeProgram(prog, pid, msg string, r *Record) {
 	r.Product = "linux"
+	// rsyslog's "message repeated 5 times: [ Failed password …]" stands
+	// for five events.
+	if strings.HasPrefix(msg, "message repeated ") {
+		rest := msg[len("message repeated "):]
+		n := 0
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' && n < 1e6 {
+			n = n*10 + int(rest[i]-'0')
+			i++
+		}
+		if strings.HasPrefix(rest[i:], " times: [") && n > 0 {
+			inner := strings.TrimPrefix(rest[i+len(" times: ["):], " ")
+			inner = strings.TrimSuffix(trimSpace(inner), "]")
+			msg = inner
+			r.Repeat = n
+		}
+	}
 	r.Set(Message, msg)
 	if prog != "" {
 		r.Set(ProcessName, prog)

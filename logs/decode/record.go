@@ -174,6 +174,9 @@ type Record struct {
 	// Decoded is true when a service decoder understood the message, not
 	// only the envelope.
 	Decoded bool
+	// Repeat is N for syslog's "message repeated N times: [ … ]": the
+	// record stands for N events (0 and 1 mean one).
+	Repeat int
 
 	set   uint64
 	vals  [numFields]string
@@ -185,6 +188,7 @@ func (r *Record) Reset() {
 	r.Time = time.Time{}
 	r.Product, r.Service, r.Category, r.Raw, r.Format = "", "", "", "", ""
 	r.Decoded = false
+	r.Repeat = 0
 	if r.set != 0 {
 		r.vals = [numFields]string{}
 		r.set = 0

@@ -58,6 +58,18 @@ func decodeSSHD(msg string, r *Record) {
 	case 'P':
 		if strings.HasPrefix(m, "PAM: ") {
 			ok = sshPAMError(m[5:], r)
+		} else if strings.HasPrefix(m, "PAM ") && strings.Contains(m, " more authentication failure") {
+			// "PAM 4 more authentication failures; … rhost=H": a summary of
+			// failures already logged one by one.
+			r.setExtra("pam.more", firstWord(m[4:]))
+			if i := strings.IndexByte(m, ';'); i > 0 {
+				pamKVs(m[i+1:], r)
+			}
+			sshAction(r, "pam_auth_failure_summary", "failure")
+			ok = true
+		} else if strings.HasPrefix(m, "PAM service(") {
+			sshAction(r, "pam_max_retries", "failure")
+			ok = true
 		} else {
 			ok = sshFailedAccepted(m, "Postponed ", ActSSHPostponed, "", r)
 		}
@@ -151,6 +163,16 @@ func decodeSSHD(msg string, r *Record) {
 	case 'p', '(':
 		decodePAM(m, r)
 		ok = r.Decoded
+	case 'i':
+		// "input_userauth_request: invalid user X [preauth]": the same
+		// attempt as the "Invalid user X from H" line, without the host.
+		if strings.HasPrefix(m, "input_userauth_request: invalid user ") {
+			u := strings.TrimSuffix(trimSpace(m[len("input_userauth_request: invalid user "):]), "[preauth]")
+			r.Set(UserName, trimSpace(u))
+			r.setExtra("user.invalid", "true")
+			sshAction(r, "sshd_invalid_user_request", "failure")
+			ok = true
+		}
 	case 'r':
 		if strings.HasPrefix(m, "reverse mapping checking getaddrinfo for ") {
 			ok = sshReverse(m, r)

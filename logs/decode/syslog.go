@@ -30,6 +30,9 @@ var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
 // kept as Raw and Message with Format "" so that keyword rules still see it.
 func (d *Decoder) Decode(line string, r *Record) {
 	r.Reset()
+	for len(line) > 0 && (line[len(line)-1] == '\r' || line[len(line)-1] == '\n') {
+		line = line[:len(line)-1]
+	}
 	r.Raw = line
 	for _, c := range d.Custom {
 		if c.spec.Program == "" && c.decode(line, r) {
