@@ -66,24 +66,27 @@ func fingerprint(f *os.File) string {
 	return string(b[:n])
 }
 
-func fingerprintPath(p string) string {
-	f, err := os.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	return fingerprint(f)
-}
-
-// sameGen reports whether path's file is the generation g: same inode and
-// one first-bytes string a prefix of the other (a file still being
-// written may have fewer bytes than when we took its fingerprint).
+// sameGen reports whether a file is the generation g we read before: same
+// inode (numbers are reused once a file is deleted) and the same first
+// bytes. A generation remembered empty never matches: reading an empty
+// file again costs nothing, skipping a reused inode would lose lines.
 func sameGen(g gen, ino uint64, fp string) bool {
-	if g.ino != ino {
+	if g.ino != ino || g.fp == "" || fp == "" {
 		return false
 	}
 	n := min(len(g.fp), len(fp))
 	return g.fp[:n] == fp[:n]
+}
+
+// truncatedAndRewritten notices a copytruncate whose new content already
+// outgrew our offset: the first bytes changed under the same inode.
+func (tf *tailed) truncatedAndRewritten() bool {
+	if tf.fp == "" {
+		return false
+	}
+	now := fingerprint(tf.f)
+	n := min(len(tf.fp), len(now))
+	return now[:n] != tf.fp[:n]
 }
 
 // NewTailer returns a Tailer that stores positions in pos.
@@ -147,8 +150,8 @@ func (t *Tailer) Poll(fn func(line, path string)) error {
 				continue
 			}
 			t.drain(tf, fn)
-			tf.f.Close()
 			t.remember(p, tf)
+			tf.f.Close()
 			delete(t.files, p)
 			t.pos.Delete(p)
 		}
@@ -184,28 +187,25 @@ func (t *Tailer) follow(p string, fn func(line, path string)) {
 		case t.first && !t.cfg.FromStart:
 			off = fi.Size()
 		}
-		if _, rotated := t.hist[p]; rotated {
-			// The path vanished during a rotation and is back.
-			t.readSiblings(p, ino, fn)
-		}
+		// Open before looking at rotated siblings: if the file rotates
+		// meanwhile we still hold it, and it is the one sibling to skip.
 		tf, err = t.open(p, off)
 		if err != nil {
 			return
 		}
 		t.files[p] = tf
-	} else if ino == tf.ino && dev == tf.dev && fi.Size() < tf.lr.Offset {
-		// copytruncate: the tail we had not read yet is in the copy.
-		t.readCopy(p, tf.lr.Offset, fn)
-		tf.f.Seek(0, io.SeekStart)
-		tf.lr.Reset(tf.f, 0)
-		tf.fp = ""
-	} else if ino != tf.ino || dev != tf.dev || !sameGen(gen{tf.ino, tf.currentFP()}, ino, fingerprintPath(p)) {
+		if _, rotated := t.hist[p]; rotated {
+			// The path vanished during a rotation and is back.
+			t.readSiblings(p, tf, fn)
+		}
+	} else if ino != tf.ino || dev != tf.dev {
 		// Rotation by rename: drain the old file through its descriptor,
-		// read a generation we may have skipped, then start the new file.
+		// then start the new file and read any generation rotated away
+		// between two polls. (While we hold the old file open its inode
+		// cannot be reused, so the inode alone tells the files apart.)
 		t.drain(tf, fn)
-		tf.f.Close()
 		t.remember(p, tf)
-		t.readSiblings(p, ino, fn)
+		tf.f.Close()
 		ntf, err := t.open(p, 0)
 		if err != nil {
 			delete(t.files, p)
@@ -213,6 +213,13 @@ func (t *Tailer) follow(p string, fn func(line, path string)) {
 		}
 		tf = ntf
 		t.files[p] = tf
+		t.readSiblings(p, tf, fn)
+	} else if fi.Size() < tf.lr.Offset || tf.truncatedAndRewritten() {
+		// copytruncate: the tail we had not read yet is in the copy.
+		t.readCopy(p, tf.lr.Offset, fn)
+		tf.f.Seek(0, io.SeekStart)
+		tf.lr.Reset(tf.f, 0)
+		tf.fp = fingerprint(tf.f)
 	}
 	t.read(tf, fn)
 	t.pos.Set(p, Pos{Dev: tf.dev, Inode: tf.ino, Offset: tf.lr.Offset})
@@ -285,9 +292,13 @@ func (t *Tailer) remember(p string, tf *tailed) {
 
 // readSiblings reads, oldest first, the rotated generations of p that
 // were created and rotated away between two polls (never opened by us).
-func (t *Tailer) readSiblings(p string, cur uint64, fn func(line, path string)) {
-	curFP := fingerprintPath(p)
-	names := []string{p + ".3", p + ".2", p + ".1", p + ".0", p + "-old"}
+func (t *Tailer) readSiblings(p string, cur *tailed, fn func(line, path string)) {
+	// Oldest first; logrotate numbers generations .1 (newest) upwards.
+	var names []string
+	for k := 9; k >= 0; k-- {
+		names = append(names, fmt.Sprintf("%s.%d", p, k))
+	}
+	names = append(names, p+"-old")
 	for _, n := range names {
 		f, err := os.Open(n)
 		if err != nil {
@@ -301,7 +312,9 @@ func (t *Tailer) readSiblings(p string, cur uint64, fn func(line, path string)) 
 		_, ino := fileID(fi)
 		fp := fingerprint(f)
 		f.Close()
-		known := sameGen(gen{cur, curFP}, ino, fp)
+		// The file we hold open is skipped by inode alone: it cannot have
+		// been replaced while open.
+		known := ino == cur.ino
 		for _, h := range t.hist[p] {
 			known = known || sameGen(h, ino, fp)
 		}

@@ -171,9 +171,9 @@ func TestTailRapidRotationUnderLoad(t *testing.T) {
 	for i := 0; i < total; i += 50 {
 		appendLines(t, p, i, i+50)
 		if (i+50)%per == 0 {
-			// rename rotation as logrotate does it (keeping 4), so
+			// rename rotation as logrotate does it (keeping 9), so
 			// several generations can sit next to the live file.
-			for k := 3; k >= 1; k-- {
+			for k := 8; k >= 1; k-- {
 				os.Rename(fmt.Sprintf("%s.%d", p, k), fmt.Sprintf("%s.%d", p, k+1))
 			}
 			os.Rename(p, p+".1")
@@ -242,4 +242,24 @@ func TestGzipRotated(t *testing.T) {
 	c := newCollector()
 	ReadAll(rc, 0, func(l string) { c.add(l, p) })
 	c.check(t, 2)
+}
+
+// TestTailCopyTruncateRefilled: after the truncation the writer already
+// wrote more than we had read before the next poll; the changed first
+// bytes give the truncation away.
+func TestTailCopyTruncateRefilled(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "app.log")
+	appendLines(t, p, 0, 10)
+	pos, _ := LoadPositions("")
+	tl := NewTailer(TailConfig{Paths: []string{p}, FromStart: true}, pos)
+	c := newCollector()
+	poll(t, tl, c)
+	appendLines(t, p, 10, 15)
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p+".1", b, 0o644)
+	os.Truncate(p, 0)
+	appendLines(t, p, 15, 100)
+	poll(t, tl, c)
+	c.check(t, 100)
 }
