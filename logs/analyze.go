@@ -16,7 +16,8 @@ type batch struct {
 }
 
 // Analyze reads r to its end through a two-stage pipeline: one goroutine
-// reads and decodes lines into batches of records, the caller's goroutine
+// reads blocks (no allocation per line) and decodes lines into batches of
+// records, the caller's goroutine
 // matches rules and correlations in line order. Results are the same as
 // calling Line for every line; on a machine with a spare core it is close
 // to twice as fast. It returns the number of over-long lines.
@@ -32,7 +33,7 @@ func (e *Engine) Analyze(ctx context.Context, r io.Reader, src string, maxLine i
 		defer close(full)
 		b := <-free
 		b.n = 0
-		truncated, readErr = source.ReadAllContext(ctx, r, maxLine, func(l string) {
+		truncated, readErr = source.ReadBlocks(ctx, r, maxLine, func(l string) {
 			e.decodeLine(l, &b.recs[b.n])
 			b.n++
 			if b.n == batchSize {

@@ -187,7 +187,9 @@ func (b *bucket) addEvidence(line string, max int) {
 		copy(b.ev, b.ev[1:])
 		b.ev = b.ev[:max-1]
 	}
-	b.ev = append(b.ev, line)
+	// Clone: the line may be a slice of a large read block (Engine.Analyze)
+	// that evidence must not keep alive.
+	b.ev = append(b.ev, strings.Clone(line))
 }
 
 func (rt *Runtime) feed(cr *Rule, base *Rule, rec *decode.Record, t time.Time, emit func(Alert)) {

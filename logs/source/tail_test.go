@@ -263,3 +263,23 @@ func TestTailCopyTruncateRefilled(t *testing.T) {
 	poll(t, tl, c)
 	c.check(t, 100)
 }
+
+// TestReadBlocksEqualsReadAll: same lines, same truncation, whatever the
+// read sizes.
+func TestReadBlocksEqualsReadAll(t *testing.T) {
+	inputs := []string{
+		"", "a", "a\n", "\n\n", "a\r\nb\nc", strings.Repeat("x", 5000) + "\nshort\n" + strings.Repeat("y", 3000),
+		"short\n" + strings.Repeat("A", 3<<20) + "\nafter\nno-newline",
+	}
+	for i, in := range inputs {
+		var want, got []string
+		n1, _ := ReadAll(strings.NewReader(in), 1024, func(l string) { want = append(want, l) })
+		n2, err := ReadBlocks(context.Background(), iotestOneByte(in, i), 1024, func(l string) { got = append(got, l) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(lens(want)) != fmt.Sprint(lens(got)) || strings.Join(want, "|") != strings.Join(got, "|") || n1 != n2 {
+			t.Errorf("input %d: ReadBlocks %v (%d truncated), ReadAll %v (%d)", i, lens(got), n2, lens(want), n1)
+		}
+	}
+}
