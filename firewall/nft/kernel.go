@@ -38,10 +38,7 @@ type Conn struct {
 func Open(netnsFD int) (*Conn, error) {
 	// Big policies and block lists make big batches and many acks; the
 	// default socket buffers would overflow (ENOBUFS).
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
-		_ = c.SetWriteBuffer(32 << 20)
-		return c.SetReadBuffer(32 << 20)
-	})}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 	if netnsFD >= 0 {
 		opts = append(opts, nftables.WithNetNSFd(netnsFD))
 	}
@@ -55,6 +52,31 @@ func Open(netnsFD int) (*Conn, error) {
 		return nil, classify(fmt.Errorf("listing tables: %w", err))
 	}
 	return k, nil
+}
+
+// bigBuffers lifts the socket buffers past the sysctl caps (root may):
+// a 10,000-rule policy or a 100,000-address block list is one large batch,
+// sent in one sendmsg, with one ack per message coming back.
+func bigBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, 64<<20); e != nil {
+				serr = e
+			}
+		}
+	})
+	if serr != nil {
+		// Without CAP_NET_ADMIN the forced sizes fail; the plain ones
+		// still help small batches.
+		_ = c.SetWriteBuffer(4 << 20)
+		_ = c.SetReadBuffer(4 << 20)
+	}
+	return err
 }
 
 func classify(err error) error {
@@ -186,7 +208,7 @@ func prefixElements(p netip.Prefix, ttl time.Duration) []nftables.SetElement {
 	p = p.Masked()
 	out := []nftables.SetElement{{Key: p.Addr().AsSlice(), Timeout: ttl}}
 	if end, ok := prefixEnd(p); ok {
-		out = append(out, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true, Timeout: ttl})
+		out = append(out, nftables.SetElement{Key: end.AsSlice(), IntervalEnd: true}) // the kernel refuses a timeout on an end element
 	}
 	return out
 }

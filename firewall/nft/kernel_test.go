@@ -3,12 +3,15 @@ package nft
 import (
 	"context"
 	"flag"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mamori-sec/mamori/firewall/internal/nstest"
 	"github.com/mamori-sec/mamori/firewall/policy"
@@ -193,4 +196,101 @@ func TestCoexists(t *testing.T) {
 	}
 	_ = context.Background
 	_ = exec.Command
+}
+
+func TestBlockSets(t *testing.T) {
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.New(t)
+	k, err := Open(ns.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	pfx := netip.MustParsePrefix
+	// Blocking before any policy creates the block-only table.
+	err = k.Block([]BlockEntry{
+		{Prefix: pfx("10.1.0.5/32"), TTL: 2 * time.Second},
+		{Prefix: pfx("10.1.0.5/32"), TTL: time.Second},
+		{Prefix: pfx("192.0.2.0/24"), TTL: 10 * time.Minute},
+		{Prefix: pfx("192.0.2.9/32")},
+		{Prefix: pfx("2001:db8::/64")},
+	})
+	if err != nil {
+		t.Fatalf("Block: %v", err)
+	}
+	got := blockedSet(t, k)
+	for _, want := range []string{"10.1.0.5/32", "192.0.2.0/24", "2001:db8::/64"} {
+		if !got[want] {
+			t.Errorf("Blocked() = %v, missing %s", got, want)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("Blocked() = %v, want 3 entries", got)
+	}
+	// A policy change keeps the block sets' elements.
+	if _, err := k.Apply(plan(t, "testdata/web.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if got := blockedSet(t, k); len(got) != 3 {
+		t.Errorf("after a policy change Blocked() = %v, want the 3 entries kept", got)
+	}
+	if err := k.Unblock([]netip.Prefix{pfx("2001:db8::/64")}); err != nil {
+		t.Fatalf("Unblock: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	got = blockedSet(t, k)
+	if got["10.1.0.5/32"] || got["2001:db8::/64"] || !got["192.0.2.0/24"] {
+		t.Errorf("after expiry and unblock Blocked() = %v, want only 192.0.2.0/24", got)
+	}
+}
+
+func blockedSet(t *testing.T, k *Conn) map[string]bool {
+	t.Helper()
+	bl, err := k.Blocked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, b := range bl {
+		m[b.Prefix.String()] = true
+	}
+	return m
+}
+
+func TestBlockManyAndRangePrefixes(t *testing.T) {
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.New(t)
+	k, err := Open(ns.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	var es []BlockEntry
+	for i := range 20000 {
+		a := netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)})
+		es = append(es, BlockEntry{Prefix: netip.PrefixFrom(a, 32), TTL: time.Hour})
+	}
+	start := time.Now()
+	if err := k.Block(es); err != nil {
+		t.Fatalf("Block(20000): %v", err)
+	}
+	t.Logf("blocked 20000 addresses in %v", time.Since(start))
+	bl, err := k.Blocked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Adjacent /32s come back as the kernel stores them: merged or not,
+	// they must cover exactly the 20000 addresses.
+	total := 0
+	for _, b := range bl {
+		total += 1 << (32 - b.Prefix.Bits())
+	}
+	if total != 20000 {
+		t.Errorf("Blocked() covers %d addresses, want 20000", total)
+	}
+	a := netip.MustParseAddr
+	r := rangePrefixes(a("10.0.0.0"), a("10.0.1.4"))
+	if fmt.Sprint(r) != "[10.0.0.0/24 10.0.1.0/30]" {
+		t.Errorf("rangePrefixes = %v", r)
+	}
 }
