@@ -211,3 +211,17 @@ func (m ExplicitNfProto) Text() string {
 }
 
 func (m ExplicitNfProto) Exprs(s *setIndex) []expr.Any { return NfProto(m).Exprs(s) }
+
+// ICMPv6Type matches an ICMPv6 type range.
+type ICMPv6Type struct{ Lo, Hi uint8 }
+
+func (m ICMPv6Type) Text() string { return fmt.Sprintf("icmpv6 type %d-%d", m.Lo, m.Hi) }
+
+func (m ICMPv6Type) Exprs(*setIndex) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{m.Lo}, ToData: []byte{m.Hi}},
+	}
+}

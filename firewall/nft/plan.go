@@ -166,6 +166,11 @@ func (b *builder) chain(dir policy.Direction) {
 	ch.Rules = append(ch.Rules,
 		Rule{Matches: []Match{NfProto{}, Addr{Dst: out, Set: SetBlock4}}, Counter: true, Verdict: "drop", Tag: "block"},
 		Rule{Matches: []Match{NfProto{V6: true}, Addr{Dst: out, V6: true, Set: SetBlock6}}, Counter: true, Verdict: "drop", Tag: "block"})
+	// Neighbor discovery (router solicitation/advertisement, neighbor
+	// solicitation/advertisement) is IPv6's ARP: a default-deny policy that
+	// drops it silently breaks all IPv6, so it is always accepted, as ufw
+	// and firewalld do.
+	ch.Rules = append(ch.Rules, Rule{Matches: []Match{ICMPv6Type{Lo: 133, Hi: 136}}, Counter: true, Verdict: "accept", Tag: "icmpv6-nd"})
 	if b.c.Stateful {
 		ch.Rules = append(ch.Rules, Rule{Matches: []Match{CtState{State: policy.CtEstablished | policy.CtRelated}}, Counter: true, Verdict: "accept", Tag: "stateful"})
 	}

@@ -76,7 +76,7 @@ func (ns *NS) mustIP(args ...string) {
 // detection so they work at once.
 func Link(t testing.TB, a *NS, aAddrs []string, b *NS, bAddrs []string) {
 	t.Helper()
-	ea, eb := "v"+a.Name[3:], "v"+b.Name[3:]
+	ea, eb := "v"+a.Name[3:9]+b.Name[3:9], "w"+b.Name[3:9]+a.Name[3:9] // unique per pair, at most 15 bytes
 	a.mustIP("link", "add", ea, "netns", a.Name, "type", "veth", "peer", "name", eb, "netns", b.Name)
 	for _, side := range []struct {
 		ns    *NS
