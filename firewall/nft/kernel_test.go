@@ -218,6 +218,11 @@ func TestBlockSets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Block: %v", err)
 	}
+	// Blocking what is already blocked is not an error (the manager's list
+	// is re-sent after a drift restore).
+	if err := k.Block([]BlockEntry{{Prefix: pfx("192.0.2.0/24"), TTL: 10 * time.Minute}, {Prefix: pfx("2001:db8::/64")}}); err != nil {
+		t.Errorf("Block of blocked entries: %v", err)
+	}
 	got := blockedSet(t, k)
 	for _, want := range []string{"10.1.0.5/32", "192.0.2.0/24", "2001:db8::/64"} {
 		if !got[want] {
