@@ -121,6 +121,29 @@ func (f *Firewall) ApplyCompiled(_ context.Context, c *policy.Compiled) (bool, e
 	return changed, nil
 }
 
+// Mark returns the plan fingerprint and ruleset generation after this
+// Firewall's last commit, for a later process (SetMark).
+func (f *Firewall) Mark() (fp string, gen uint32, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.k.Mark()
+}
+
+// SetMark tells the Firewall what an earlier process committed.
+func (f *Firewall) SetMark(fp string, gen uint32) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.k.Known(fp, gen)
+}
+
+// Unchanged reports whether the kernel provably still holds the plan with
+// fingerprint fp (nothing committed since the mark).
+func (f *Firewall) Unchanged(fp string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.k.Unchanged(fp)
+}
+
 // Compiled returns the policy applied by this Firewall, or nil.
 func (f *Firewall) Compiled() *policy.Compiled {
 	f.mu.Lock()
@@ -227,12 +250,19 @@ func (f *Firewall) Poll(ctx context.Context, now time.Time) []event.Event {
 		return nil
 	}
 	var out []event.Event
-	st, err := f.k.Read()
-	if err != nil {
-		f.opt.Logger.Warn("reading firewall state", "err", err)
-		return nil
+	// Dumping a big ruleset costs; the generation check proves in one
+	// round trip that nothing changed since our last commit.
+	checkDrift := !f.k.Unchanged(f.plan.Fingerprint)
+	countDrops := now.Sub(f.lastDrop) >= f.opt.DropEvery
+	var st *nft.State
+	if checkDrift || countDrops {
+		var err error
+		if st, err = f.k.Read(); err != nil {
+			f.opt.Logger.Warn("reading firewall state", "err", err)
+			return nil
+		}
 	}
-	if diff := st.Diff(f.plan); len(diff) > 0 {
+	if diff := st.Diff(f.plan); checkDrift && len(diff) > 0 {
 		ev := f.event(event.KindFirewallDrift, event.SeverityHigh, "firewall ruleset was altered outside mamori and has been restored")
 		ev.Action = "restored"
 		for _, d := range diff {
@@ -247,7 +277,7 @@ func (f *Firewall) Poll(ctx context.Context, now time.Time) []event.Event {
 		f.drops = map[string]uint64{} // the restored rules count from zero
 	}
 	out = append(out, f.reconEvents(ctx, now)...)
-	if st != nil && now.Sub(f.lastDrop) >= f.opt.DropEvery {
+	if st != nil && countDrops {
 		out = append(out, f.dropEvents(st)...)
 		f.lastDrop = now
 	}

@@ -28,6 +28,30 @@ type Pending struct {
 	Previous *policy.Policy `json:"previous"`
 }
 
+// Mark ties a policy source to the kernel state it produced, so that
+// re-applying the same file from a new process costs one generation check.
+type Mark struct {
+	Source      string `json:"source"`      // sha256 of the policy file
+	Fingerprint string `json:"fingerprint"` // plan fingerprint in the kernel
+	Gen         uint32 `json:"gen"`         // ruleset generation after our commit
+}
+
+// LoadMark returns the saved mark, or nil.
+func (s Store) LoadMark() *Mark {
+	b, err := os.ReadFile(s.path("mark.json"))
+	if err != nil {
+		return nil
+	}
+	var m Mark
+	if json.Unmarshal(b, &m) != nil {
+		return nil
+	}
+	return &m
+}
+
+// SaveMark saves the mark.
+func (s Store) SaveMark(m Mark) error { return s.write("mark.json", m) }
+
 // ErrNoPending is returned by Confirm when nothing waits for confirmation.
 var ErrNoPending = errors.New("no unconfirmed firewall apply is pending")
 

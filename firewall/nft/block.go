@@ -70,10 +70,7 @@ func (k *Conn) Block(entries []BlockEntry) error {
 			return err
 		}
 	}
-	if err := k.c.Flush(); err != nil {
-		return classify(fmt.Errorf("adding to block sets: %w", err))
-	}
-	return nil
+	return k.commitOwn("adding to block sets")
 }
 
 // Unblock removes entries from the block sets. Removing an entry that is
@@ -91,8 +88,20 @@ func (k *Conn) Unblock(prefixes []netip.Prefix) error {
 			return err
 		}
 	}
+	return k.commitOwn("removing from block sets")
+}
+
+// commitOwn commits a block-set change. Block sets are not part of the
+// policy comparison, so when the kernel held our policy untouched before
+// the commit, it still does after, at the new generation.
+func (k *Conn) commitOwn(what string) error {
+	fp, _, known := k.Mark()
+	clean := known && k.Unchanged(fp)
 	if err := k.c.Flush(); err != nil {
-		return classify(fmt.Errorf("removing from block sets: %w", err))
+		return classify(fmt.Errorf("%s: %w", what, err))
+	}
+	if clean {
+		k.remember(fp)
 	}
 	return nil
 }

@@ -30,6 +30,13 @@ const elemChunk = 2048
 type Conn struct {
 	c     *nftables.Conn
 	table *nftables.Table
+	netns int
+	gen   *netlink.Conn
+	// known is the generation right after our last commit and the plan
+	// fingerprint it holds; see Gen.
+	known    uint32
+	knownFP  string
+	knownSet bool
 }
 
 // Open connects to nftables in the current network namespace, or in the one
@@ -47,6 +54,9 @@ func Open(netnsFD int) (*Conn, error) {
 		return nil, classify(fmt.Errorf("opening netlink: %w", err))
 	}
 	k := &Conn{c: c, table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}
+	if netnsFD >= 0 {
+		k.netns = netnsFD
+	}
 	if _, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
 		c.CloseLasting()
 		return nil, classify(fmt.Errorf("listing tables: %w", err))
@@ -90,23 +100,61 @@ func classify(err error) error {
 }
 
 // Close releases the netlink socket.
-func (k *Conn) Close() error { return k.c.CloseLasting() }
+func (k *Conn) Close() error {
+	if k.gen != nil {
+		k.gen.Close()
+	}
+	return k.c.CloseLasting()
+}
+
+// Known records that the kernel held plan fingerprint fp at generation gen
+// (from a previous process, via the caller's state file).
+func (k *Conn) Known(fp string, gen uint32) { k.knownFP, k.known, k.knownSet = fp, gen, true }
+
+// Mark returns the fingerprint and generation after our last commit.
+func (k *Conn) Mark() (fp string, gen uint32, ok bool) { return k.knownFP, k.known, k.knownSet }
+
+// Unchanged reports whether the kernel provably still holds plan fp: the
+// ruleset generation has not moved since we committed it.
+func (k *Conn) Unchanged(fp string) bool {
+	if !k.knownSet || k.knownFP != fp {
+		return false
+	}
+	g, err := k.Gen()
+	return err == nil && g == k.known
+}
+
+// remember records the generation after a commit of ours that left plan
+// fp in place. A commit by someone else in between would be missed until
+// the next generation change, which the next full check then sees.
+func (k *Conn) remember(fp string) {
+	if g, err := k.Gen(); err == nil {
+		k.known, k.knownFP, k.knownSet = g, fp, true
+	} else {
+		k.knownSet = false
+	}
+}
 
 // Apply makes the mamori table match p in one atomic batch. It reads the
 // current state first; when nothing differs it changes nothing (so counters
 // and block sets keep running) and reports changed=false. Block sets keep
 // their elements across a change.
 func (k *Conn) Apply(p *Plan) (changed bool, err error) {
+	if k.Unchanged(p.Fingerprint) {
+		return false, nil
+	}
 	st, err := k.Read()
 	if err != nil {
 		return false, err
 	}
 	if len(st.Diff(p)) == 0 {
+		k.remember(p.Fingerprint)
 		return false, nil
 	}
 	if err := k.replace(st, p); err != nil {
 		return false, err
 	}
+	k.remember(p.Fingerprint)
 	return true, nil
 }
 

@@ -3,6 +3,8 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -103,6 +105,25 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 		Short: "apply a policy file (YAML or JSON) atomically; with --confirm-within, roll back unless confirmed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := os.ReadFile(args[0])
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			sum := sha256.Sum256(src)
+			source := hex.EncodeToString(sum[:])
+			// Re-applying the file last applied, with nothing committed to
+			// nftables since, is a no-op provable without parsing it.
+			if m := f.store().LoadMark(); !dry && within <= 0 && m != nil && m.Source == source {
+				if fw, err := f.open(); err == nil {
+					fw.SetMark(m.Fingerprint, m.Gen)
+					unchanged := fw.Unchanged(m.Fingerprint)
+					fw.Close()
+					if unchanged {
+						fmt.Fprintf(cmd.OutOrStdout(), "policy %s already in force: nothing changed\n", m.Fingerprint)
+						return nil
+					}
+				}
+			}
 			p, c, warns, err := loadCompiled(args[0])
 			if err != nil {
 				return err
@@ -122,6 +143,9 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 				changed, _, err := fw.ApplyAndRecord(ctx, f.store(), p)
 				if err != nil {
 					return err
+				}
+				if fp, gen, ok := fw.Mark(); ok {
+					f.store().SaveMark(firewall.Mark{Source: source, Fingerprint: fp, Gen: gen})
 				}
 				if changed {
 					fmt.Fprintf(cmd.OutOrStdout(), "applied policy %s (%d rules)\n", c.Fingerprint[:12], len(c.Rules))
