@@ -144,6 +144,14 @@ func (f *Firewall) Unchanged(fp string) bool {
 	return f.k.Unchanged(fp)
 }
 
+// InForce reports whether the policy this Firewall applied is provably
+// still in the kernel untouched (one generation round trip).
+func (f *Firewall) InForce() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.plan != nil && f.k.Unchanged(f.plan.Fingerprint)
+}
+
 // Compiled returns the policy applied by this Firewall, or nil.
 func (f *Firewall) Compiled() *policy.Compiled {
 	f.mu.Lock()

@@ -44,6 +44,7 @@ type firewallModule struct {
 	st      agent.ModuleStatus
 	listed  map[netip.Prefix]bool // the manager block list in force
 	running bool
+	applied []byte // settings last applied, to skip re-compiling big policies
 }
 
 var (
@@ -86,6 +87,7 @@ func (m *firewallModule) Configure(ctx context.Context, spec agent.ModuleSpec) e
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !spec.Enabled {
+		m.applied = nil
 		m.setState(agent.StateDisabled, "")
 		if m.fw != nil {
 			// A disabled firewall module takes its rules away but keeps
@@ -94,6 +96,11 @@ func (m *firewallModule) Configure(ctx context.Context, spec agent.ModuleSpec) e
 				return fmt.Errorf("removing firewall policy: %w", err)
 			}
 		}
+		return nil
+	}
+	// The manager re-sends unchanged sections; compiling a 10,000-rule
+	// policy costs far more than proving the kernel still holds it.
+	if m.fw != nil && m.applied != nil && bytes.Equal(spec.Settings, m.applied) && m.fw.InForce() {
 		return nil
 	}
 	s, err := decodeFirewallSettings(spec.Settings)
@@ -147,6 +154,7 @@ func (m *firewallModule) Configure(ctx context.Context, spec agent.ModuleSpec) e
 		m.st.LastError = err.Error()
 		return err
 	}
+	m.applied = bytes.Clone(spec.Settings)
 	m.st.RuleCount = len(c.Rules)
 	m.st.LastError = ""
 	m.st.Mode = "nftables (inet " + nft.TableName + ")"

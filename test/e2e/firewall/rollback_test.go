@@ -5,10 +5,12 @@ package firewall
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -38,6 +40,23 @@ func buildMamori(t *testing.T) string {
 		t.Fatalf("building mamori: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestUnprivilegedIsUnavailable runs the binary as nobody: the firewall
+// must say it is unavailable and why, and change nothing.
+func TestUnprivilegedIsUnavailable(t *testing.T) {
+	requireRoot(t)
+	bin := buildMamori(t)
+	// t.TempDir directories are private to root.
+	os.Chmod(filepath.Dir(bin), 0o755)
+	os.Chmod(filepath.Dir(filepath.Dir(bin)), 0o755)
+	cmd := exec.Command(bin, "firewall", "blocked")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "unavailable") || !strings.Contains(string(out), "privilege") {
+		t.Errorf("mamori firewall blocked as nobody = %v: %s; want exit 2 saying unavailable for lack of privilege", err, out)
+	}
 }
 
 func TestUnconfirmedApplyRollsBack(t *testing.T) {
