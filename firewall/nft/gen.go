@@ -14,14 +14,11 @@ import (
 // our own last commit proves nothing changed, with one round trip instead
 // of dumping thousands of rules. (google/nftables has no call for it.)
 func (k *Conn) Gen() (uint32, error) {
-	if k.gen == nil {
-		c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: k.netns})
-		if err != nil {
-			return 0, classify(fmt.Errorf("opening netlink for generation: %w", err))
-		}
-		k.gen = c
+	c, err := k.raw()
+	if err != nil {
+		return 0, err
 	}
-	msgs, err := k.gen.Execute(netlink.Message{
+	msgs, err := c.Execute(netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
 	})

@@ -371,25 +371,18 @@ func (k *Conn) Read() (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing chains: %w", err)
 	}
+	rules, err := k.dumpRules()
+	if err != nil {
+		return nil, err
+	}
 	for _, ch := range chains {
 		if ch.Table.Name != TableName {
 			continue
 		}
 		cs := &ChainState{Base: ch.Hooknum != nil, Out: ch.Hooknum != nil && *ch.Hooknum == *nftables.ChainHookOutput, Accept: ch.Policy != nil && *ch.Policy == nftables.ChainPolicyAccept}
-		rules, err := k.c.GetRules(k.table, ch)
-		if err != nil {
-			return nil, fmt.Errorf("listing rules of chain %s: %w", ch.Name, err)
-		}
-		for _, r := range rules {
-			cm, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-			cs.Comments = append(cs.Comments, cm)
-			rc := RuleCounter{Comment: cm}
-			for _, e := range r.Exprs {
-				if ctr, ok := e.(*expr.Counter); ok {
-					rc.Packets, rc.Bytes = ctr.Packets, ctr.Bytes
-				}
-			}
-			cs.Counters = append(cs.Counters, rc)
+		cs.Counters = rules[ch.Name]
+		for _, rc := range cs.Counters {
+			cs.Comments = append(cs.Comments, rc.Comment)
 		}
 		st.Chains[ch.Name] = cs
 	}
