@@ -270,7 +270,11 @@ func (f *Firewall) Poll(ctx context.Context, now time.Time) []event.Event {
 			return nil
 		}
 	}
-	if diff := st.Diff(f.plan); checkDrift && len(diff) > 0 {
+	var diff []string
+	if checkDrift {
+		diff = st.Diff(f.plan)
+	}
+	if len(diff) > 0 {
 		ev := f.event(event.KindFirewallDrift, event.SeverityHigh, "firewall ruleset was altered outside mamori and has been restored")
 		ev.Action = "restored"
 		for _, d := range diff {

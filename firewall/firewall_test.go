@@ -442,5 +442,20 @@ func TestNmapScanReported(t *testing.T) {
 	if !reach(l.client, "tcp", net.JoinHostPort(hostC4, "80")) {
 		t.Error("the client lost access")
 	}
+
+	// A UDP scan from the client namespace.
+	args := []string{"-n", "-Pn", "-sU", "-p", "1-60", "-T5", "--max-retries", "0", "--max-rtt-timeout", "50ms", hostC4}
+	if out, err := l.client.Run(cctx, "nmap", args...); err != nil {
+		t.Fatalf("nmap %v: %v\n%s", args, err, out)
+	}
+	var udp *event.Event
+	for _, ev := range l.fw.Poll(ctx, time.Now()) {
+		if ev.Kind == event.KindFirewallScan && ev.Src.IP == cli4 {
+			udp = &ev
+		}
+	}
+	if udp == nil || !strings.Contains(udp.Fields["scan_kind"], "udp") || udp.Count < 60 { // its earlier TCP connections count too
+		t.Errorf("UDP scan from %s: event %+v, want a udp port scan", cli4, udp)
+	}
 	_ = os.Getenv
 }
