@@ -51,6 +51,10 @@ type Firewall struct {
 	det      *recon.Detector
 	drops    map[string]uint64 // comment → packets at the last drop report
 	lastDrop time.Time
+
+	blockq chan nft.BlockEntry // Block requests, applied by blockWorker
+	done   chan struct{}
+	closed sync.Once
 }
 
 var _ response.Blocker = (*Firewall)(nil)
@@ -71,11 +75,46 @@ func Open(opt Options) (*Firewall, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Firewall{opt: opt, k: k, drops: map[string]uint64{}}, nil
+	f := &Firewall{opt: opt, k: k, drops: map[string]uint64{}, blockq: make(chan nft.BlockEntry, 4096), done: make(chan struct{})}
+	go f.blockWorker()
+	return f, nil
 }
 
-// Close releases the netlink socket; the kernel ruleset stays.
-func (f *Firewall) Close() error { return f.k.Close() }
+// Close stops the block worker and releases the netlink socket; the
+// kernel ruleset stays.
+func (f *Firewall) Close() error {
+	f.closed.Do(func() { close(f.done) })
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.k.Close()
+}
+
+// blockWorker applies queued Block requests, batching whatever queued up
+// meanwhile into one commit (a brute-force storm costs one netlink batch,
+// not one per request).
+func (f *Firewall) blockWorker() {
+	for {
+		var batch []nft.BlockEntry
+		select {
+		case <-f.done:
+			return
+		case e := <-f.blockq:
+			batch = append(batch, e)
+		}
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case e := <-f.blockq:
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		if err := f.BlockMany(batch); err != nil {
+			f.opt.Logger.Warn("carrying out block requests", "count", len(batch), "err", err)
+		}
+	}
+}
 
 // Compile validates p with this host's options.
 func (f *Firewall) Compile(p *policy.Policy) (*policy.Compiled, []policy.Warning, error) {
@@ -194,10 +233,20 @@ func (f *Firewall) Diff(c *policy.Compiled) ([]string, error) {
 	return st.Diff(nft.Build(c)), nil
 }
 
-// Block carries out an active-response request. A zero TTL blocks until
-// unblocked.
+// Block queues an active-response request and returns at once, as the
+// response.Blocker contract asks of callers on detection hot paths; the
+// block worker commits it within milliseconds (errors are logged). A zero
+// TTL blocks until unblocked. Use BlockMany to wait for the commit.
 func (f *Firewall) Block(_ context.Context, b response.Block) error {
-	return f.BlockMany([]nft.BlockEntry{{Prefix: b.Addr, TTL: b.TTL}})
+	if !b.Addr.IsValid() {
+		return errors.New("blocking: invalid prefix")
+	}
+	select {
+	case f.blockq <- nft.BlockEntry{Prefix: b.Addr.Masked(), TTL: b.TTL}:
+		return nil
+	default:
+		return fmt.Errorf("blocking %s: request queue full", b.Addr)
+	}
 }
 
 // BlockMany blocks many entries in one batch (a manager's global list).

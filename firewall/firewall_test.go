@@ -384,6 +384,12 @@ func TestBruteForceBlocked(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("brute force not blocked within 5s")
 	}
+	for !isBlocked(t, l.fw, scan4+"/32") {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the block request was not carried out within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	t.Logf("blocked %v after the first attempt", time.Since(start))
 	if reach(l.scanner, "tcp", net.JoinHostPort(hostS4, "80")) {
 		t.Error("the blocked attacker still reaches port 80")
@@ -399,6 +405,20 @@ func TestBruteForceBlocked(t *testing.T) {
 	if !reach(l.scanner, "tcp", net.JoinHostPort(hostS4, "80")) {
 		t.Error("the attacker is still blocked after the 3s timeout")
 	}
+}
+
+func isBlocked(t *testing.T, fw *Firewall, prefix string) bool {
+	t.Helper()
+	bl, err := fw.Blocked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bl {
+		if b.Prefix.String() == prefix {
+			return true
+		}
+	}
+	return false
 }
 
 func TestNmapScanReported(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mamori-sec/mamori/agent"
 	"github.com/mamori-sec/mamori/event"
+	"github.com/mamori-sec/mamori/firewall/nft"
 	"github.com/mamori-sec/mamori/response"
 )
 
@@ -82,9 +83,11 @@ func TestFirewallModuleInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]bool{}
-	list, err := m.fw.Blocked()
-	if err != nil {
-		t.Fatal(err)
+	var list []nft.Blocked
+	for start := time.Now(); time.Since(start) < 3*time.Second && len(list) < 3; time.Sleep(10 * time.Millisecond) {
+		if list, err = m.fw.Blocked(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, b := range list {
 		got[b.Prefix.String()] = true
