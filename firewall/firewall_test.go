@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -477,5 +476,4 @@ func TestNmapScanReported(t *testing.T) {
 	if udp == nil || !strings.Contains(udp.Fields["scan_kind"], "udp") || udp.Count < 60 { // its earlier TCP connections count too
 		t.Errorf("UDP scan from %s: event %+v, want a udp port scan", cli4, udp)
 	}
-	_ = os.Getenv
 }

@@ -26,6 +26,19 @@ type Blocked struct {
 // EnsureBlockSets makes sure the block sets exist; without a policy it
 // creates the block-only table (accept everything, drop blocked).
 func (k *Conn) EnsureBlockSets() error {
+	// Cheap path first: listing sets, not the whole (maybe 10,000-rule)
+	// table, since every block request passes here.
+	if sets, err := k.c.GetSets(k.table); err == nil {
+		n := 0
+		for _, s := range sets {
+			if s.Name == SetBlock4 || s.Name == SetBlock6 {
+				n++
+			}
+		}
+		if n == 2 {
+			return nil
+		}
+	}
 	st, err := k.Read()
 	if err != nil {
 		return err

@@ -12,7 +12,7 @@ import (
 // raw returns a plain netfilter netlink socket in our namespace, for the
 // requests google/nftables does not offer or decodes too slowly.
 func (k *Conn) raw() (*netlink.Conn, error) {
-	if k.gen == nil {
+	if k.rawc == nil {
 		c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: k.netns})
 		if err != nil {
 			return nil, classify(fmt.Errorf("opening netlink: %w", err))
@@ -20,9 +20,9 @@ func (k *Conn) raw() (*netlink.Conn, error) {
 		if err := bigBuffers(c); err != nil {
 			_ = err // small buffers only slow big dumps down
 		}
-		k.gen = c
+		k.rawc = c
 	}
-	return k.gen, nil
+	return k.rawc, nil
 }
 
 // dumpRules lists our table's rules by chain, in order, with their

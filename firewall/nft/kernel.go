@@ -31,7 +31,7 @@ type Conn struct {
 	c     *nftables.Conn
 	table *nftables.Table
 	netns int
-	gen   *netlink.Conn
+	rawc  *netlink.Conn
 	// known is the generation right after our last commit and the plan
 	// fingerprint it holds; see Gen.
 	known    uint32
@@ -101,8 +101,8 @@ func classify(err error) error {
 
 // Close releases the netlink socket.
 func (k *Conn) Close() error {
-	if k.gen != nil {
-		k.gen.Close()
+	if k.rawc != nil {
+		k.rawc.Close()
 	}
 	return k.c.CloseLasting()
 }
@@ -184,16 +184,8 @@ func (k *Conn) replace(st *State, p *Plan) error {
 			return fmt.Errorf("adding set %s: %w", s.Name, err)
 		}
 		idx.ids[s.Name] = ns.ID
-		elems := setElements(s)
-		for len(elems) > 0 {
-			n := min(elemChunk, len(elems))
-			if elems[n-1].IntervalEnd == false && n < len(elems) && elems[n].IntervalEnd {
-				n++ // keep an interval's start and end in one message
-			}
-			if err := c.SetAddElements(ns, elems[:n]); err != nil {
-				return fmt.Errorf("adding elements to set %s: %w", s.Name, err)
-			}
-			elems = elems[n:]
+		if err := k.sendElements(ns, setElements(s), false); err != nil {
+			return err
 		}
 	}
 	for _, ch := range p.Chains {

@@ -1,12 +1,10 @@
 package nft
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -194,8 +192,6 @@ func TestCoexists(t *testing.T) {
 	if !strings.Contains(out, "table inet other") || strings.Contains(out, TableName) {
 		t.Errorf("tables after apply+delete: %s", out)
 	}
-	_ = context.Background
-	_ = exec.Command
 }
 
 func TestBlockSets(t *testing.T) {

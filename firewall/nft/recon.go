@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/google/nftables"
-
 	"github.com/mamori-sec/mamori/firewall/policy"
 )
 
@@ -46,5 +44,3 @@ func (k *Conn) Probes() ([]Probe, error) {
 	}
 	return out, nil
 }
-
-var _ = nftables.TableFamilyINet

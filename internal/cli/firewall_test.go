@@ -88,6 +88,15 @@ func TestFirewallApplyRejectsInvalidPolicy(t *testing.T) {
 	}
 }
 
+func TestFirewallBlockFileErrorsNameLine(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "list.txt")
+	os.WriteFile(f, []byte("# global list\n198.51.100.7\n\n2001:db8::/64 # a net\n10.0.0.0/40\n"), 0o644)
+	out, code := runMamori(t, "firewall", "block", "--file", f)
+	if code != 2 || !strings.Contains(out, f+":5") || !strings.Contains(out, "10.0.0.0/40") {
+		t.Errorf("block --file with a bad line 5 = %d %q", code, out)
+	}
+}
+
 func TestFirewallDryRun(t *testing.T) {
 	out, code := runMamori(t, "firewall", "apply", "--dry-run", writePolicy(t, fwPolicy))
 	if code != 0 || !strings.Contains(out, "table inet mamori {") || !strings.Contains(out, "ip saddr @l_admins_4 tcp dport 22 counter accept") {
