@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,5 +145,48 @@ func TestFirewallModuleInNetns(t *testing.T) {
 	}
 	if st := m.Status(); st.State != agent.StateDisabled {
 		t.Errorf("after disable Status = %+v", st)
+	}
+}
+
+// TestFirewallModuleUnprivileged re-runs this test binary as nobody: the
+// module must report unavailable with the reason, not fail.
+func TestFirewallModuleUnprivileged(t *testing.T) {
+	if os.Getenv("MAMORI_FW_UNPRIV_CHILD") == "1" {
+		m := newFirewall(agent.Env{Logger: slog.Default()})
+		err := m.Configure(context.Background(), agent.ModuleSpec{Enabled: true, Settings: json.RawMessage(fwSettings)})
+		st := m.Status()
+		if !errors.Is(err, agent.ErrUnavailable) || st.State != agent.StateUnavailable || !strings.Contains(st.Reason, "privilege") {
+			t.Fatalf("unprivileged Configure = %v, status %+v; want ErrUnavailable with a reason", err, st)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("unprivileged module test: needs root to switch to nobody")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "mfwunpriv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "modules.test")
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^TestFirewallModuleUnprivileged$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "MAMORI_FW_UNPRIV_CHILD=1")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestFirewallModuleUnprivileged") {
+		t.Errorf("unprivileged child: %v\n%s", err, out)
 	}
 }
