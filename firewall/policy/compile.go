@@ -110,6 +110,7 @@ type CRule struct {
 	LogRate   Rate       `json:"log_rate,omitempty"`
 	V4        bool       `json:"v4"` // the rule can match IPv4
 	V6        bool       `json:"v6"` // the rule can match IPv6
+	Line      int        `json:"-"`  // line in the YAML source, when known
 }
 
 // Label names the rule for messages: "rule 3 (ssh)".
@@ -117,8 +118,12 @@ func (r *CRule) Label() string {
 	switch {
 	case r.Index == 0:
 		return "implicit rule (" + r.Name + ")"
+	case r.Name != "" && r.Line > 0:
+		return fmt.Sprintf("rule %d (%s, line %d)", r.Index, r.Name, r.Line)
 	case r.Name != "":
 		return fmt.Sprintf("rule %d (%s)", r.Index, r.Name)
+	case r.Line > 0:
+		return fmt.Sprintf("rule %d (line %d)", r.Index, r.Line)
 	default:
 		return fmt.Sprintf("rule %d", r.Index)
 	}
@@ -165,6 +170,16 @@ var listName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,30}$`)
 // all or nothing: a half-applied policy can lock out an operator or leave a
 // hole, so any error rejects the whole policy.
 func Compile(p *Policy, opt Options) (*Compiled, []Warning, error) {
+	c, warns, err := compile(p, opt)
+	if err != nil && p.yamlSrc != nil && p.ruleLines == nil {
+		// Only now is it worth parsing the YAML again for line numbers.
+		p.ruleLines = ruleLines(p.yamlSrc)
+		c, warns, err = compile(p, opt)
+	}
+	return c, warns, err
+}
+
+func compile(p *Policy, opt Options) (*Compiled, []Warning, error) {
 	var errs []error
 	fail := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	c := &Compiled{Stateful: p.Stateful == nil || *p.Stateful, IPLists: map[string]AddrSet{}, PortLists: map[string][]Range{}}
@@ -230,7 +245,11 @@ func Compile(p *Policy, opt Options) (*Compiled, []Warning, error) {
 	}
 	names := map[string]int{}
 	for i := range p.Rules {
-		r, err := c.compileRule(i+1, &p.Rules[i])
+		line := 0
+		if i < len(p.ruleLines) {
+			line = p.ruleLines[i]
+		}
+		r, err := c.compileRule(i+1, line, &p.Rules[i])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -294,8 +313,8 @@ func compileRecon(r *Recon) (*ReconConfig, error) {
 	return rc, nil
 }
 
-func (c *Compiled) compileRule(idx int, in *Rule) (*CRule, error) {
-	r := &CRule{Index: idx, Name: in.Name, Action: in.Action, Direction: in.Direction, Protocol: in.Protocol, Interface: in.Interface, Log: in.Log}
+func (c *Compiled) compileRule(idx, line int, in *Rule) (*CRule, error) {
+	r := &CRule{Index: idx, Line: line, Name: in.Name, Action: in.Action, Direction: in.Direction, Protocol: in.Protocol, Interface: in.Interface, Log: in.Log}
 	var errs []error
 	fail := func(field, format string, a ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s: %s", r.Label(), field, fmt.Sprintf(format, a...)))

@@ -43,7 +43,27 @@ func DecodeYAML(b []byte) (*Policy, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, errors.New("decoding policy YAML: more than one document")
 	}
+	p.yamlSrc = b
 	return &p, nil
+}
+
+// ruleLines returns the line of each item of the top-level rules list.
+func ruleLines(src []byte) []int {
+	var doc yaml.Node
+	if yaml.Unmarshal(src, &doc) != nil || len(doc.Content) == 0 {
+		return nil
+	}
+	m := doc.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == "rules" {
+			var lines []int
+			for _, it := range m.Content[i+1].Content {
+				lines = append(lines, it.Line)
+			}
+			return lines
+		}
+	}
+	return nil
 }
 
 // Load reads a policy file; ".json" files are JSON, anything else YAML.

@@ -25,6 +25,12 @@ type Policy struct {
 	IPLists   map[string][]string  `json:"ip_lists,omitempty" yaml:"ip_lists,omitempty"`
 	PortLists map[string][]PortRef `json:"port_lists,omitempty" yaml:"port_lists,omitempty"`
 	Rules     []Rule               `json:"rules" yaml:"rules"`
+
+	// yamlSrc is the YAML the policy came from, kept so that errors can
+	// name the line of the rule (worked out only when there are errors).
+	// Code that edits Rules after decoding should not rely on those lines.
+	yamlSrc   []byte
+	ruleLines []int
 }
 
 // Defaults holds the default verdict of each direction: "allow" or "deny".

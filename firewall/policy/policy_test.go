@@ -67,12 +67,12 @@ var badCases = []struct {
 	want       []string // substrings of the error
 }{
 	{"unknown field", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, colour: red}]", []string{"colour"}},
-	{"bad cidr", "defaults: {in: deny, out: allow}\nrules: [{name: a, action: allow, direction: in, src: [10.0.0.0/33]}]", []string{"rule 1 (a): src", "invalid CIDR"}},
-	{"bad address", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, dst: [300.1.1.1]}]", []string{"rule 1: dst", "invalid address"}},
-	{"port zero", "defaults: {in: deny, out: allow}\nrules: [{name: z, action: allow, direction: in, protocol: tcp, dst_ports: [0]}]", []string{"rule 1 (z): dst_ports", "port 0 out of range"}},
+	{"bad cidr", "defaults: {in: deny, out: allow}\nrules:\n  - {name: a, action: allow, direction: in, src: [10.0.0.0/33]}", []string{"rule 1 (a, line 3): src", "invalid CIDR"}},
+	{"bad address", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, dst: [300.1.1.1]}]", []string{"rule 1 (line 2): dst", "invalid address"}},
+	{"port zero", "defaults: {in: deny, out: allow}\nrules: [{name: z, action: allow, direction: in, protocol: tcp, dst_ports: [0]}]", []string{"rule 1 (z, line 2): dst_ports", "port 0 out of range"}},
 	{"port too big", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, protocol: udp, src_ports: [65536]}]", []string{"src_ports", "65536 out of range"}},
 	{"reversed range", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, protocol: tcp, dst_ports: [\"90-80\"]}]", []string{"reversed range"}},
-	{"unknown ip list", "defaults: {in: deny, out: allow}\nrules: [{name: x, action: allow, direction: in, src: [\"@nope\"]}]", []string{"rule 1 (x): src", `unknown ip list "nope"`}},
+	{"unknown ip list", "defaults: {in: deny, out: allow}\nrules: [{name: x, action: allow, direction: in, src: [\"@nope\"]}]", []string{"rule 1 (x, line 2): src", `unknown ip list "nope"`}},
 	{"unknown port list", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, protocol: tcp, dst_ports: [\"@nope\"]}]", []string{`unknown port list "nope"`}},
 	{"ports without proto", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, dst_ports: [22]}]", []string{"ports need protocol tcp or udp"}},
 	{"bad action", "defaults: {in: deny, out: allow}\nrules: [{action: permit, direction: in}]", []string{`"permit" is not`}},
@@ -86,7 +86,7 @@ var badCases = []struct {
 	{"duplicate name", "defaults: {in: deny, out: allow}\nrules: [{name: a, action: deny, direction: in}, {name: a, action: deny, direction: out}]", []string{"already used by rule 1"}},
 	{"bad list cidr", "defaults: {in: deny, out: allow}\nip_lists: {a: [nope]}\nrules: []", []string{"ip_lists.a[0]"}},
 	{"bad recon", "defaults: {in: deny, out: allow}\nrecon: {ports: 1}\nrules: []", []string{"recon: ports"}},
-	{"two errors", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, src: [x]}, {action: allow, direction: in, protocol: tcp, dst_ports: [0]}]", []string{"rule 1: src", "rule 2: dst_ports"}},
+	{"two errors", "defaults: {in: deny, out: allow}\nrules: [{action: allow, direction: in, src: [x]}, {action: allow, direction: in, protocol: tcp, dst_ports: [0]}]", []string{"rule 1 (line 2): src", "rule 2 (line 2): dst_ports"}},
 }
 
 func TestCompileErrors(t *testing.T) {

@@ -83,7 +83,7 @@ func TestFirewallTestCommand(t *testing.T) {
 func TestFirewallApplyRejectsInvalidPolicy(t *testing.T) {
 	pol := writePolicy(t, "defaults: {in: deny, out: allow}\nrules:\n  - {name: bad, action: allow, direction: in, protocol: tcp, dst_ports: [\"90-80\"]}\n")
 	out, code := runMamori(t, "firewall", "apply", "--state-dir", t.TempDir(), pol)
-	if code != 2 || !strings.Contains(out, "rule 1 (bad): dst_ports") || !strings.Contains(out, "reversed range") {
+	if code != 2 || !strings.Contains(out, "rule 1 (bad, line 3): dst_ports") || !strings.Contains(out, "reversed range") {
 		t.Errorf("apply of an invalid policy = %d %q", code, out)
 	}
 }
