@@ -52,7 +52,8 @@ type Firewall struct {
 	drops    map[string]uint64 // comment → packets at the last drop report
 	lastDrop time.Time
 
-	blockq chan nft.BlockEntry // Block requests, applied by blockWorker
+	blockq chan response.Block // Block requests, applied by blockWorker
+	blocks []event.Event       // carried-out requests, for the next Poll
 	done   chan struct{}
 	closed sync.Once
 }
@@ -75,7 +76,7 @@ func Open(opt Options) (*Firewall, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Firewall{opt: opt, k: k, drops: map[string]uint64{}, blockq: make(chan nft.BlockEntry, 4096), done: make(chan struct{})}
+	f := &Firewall{opt: opt, k: k, drops: map[string]uint64{}, blockq: make(chan response.Block, 4096), done: make(chan struct{})}
 	go f.blockWorker()
 	return f, nil
 }
@@ -94,25 +95,42 @@ func (f *Firewall) Close() error {
 // not one per request).
 func (f *Firewall) blockWorker() {
 	for {
-		var batch []nft.BlockEntry
+		var reqs []response.Block
 		select {
 		case <-f.done:
 			return
-		case e := <-f.blockq:
-			batch = append(batch, e)
+		case b := <-f.blockq:
+			reqs = append(reqs, b)
 		}
 	drain:
-		for len(batch) < 1024 {
+		for len(reqs) < 1024 {
 			select {
-			case e := <-f.blockq:
-				batch = append(batch, e)
+			case b := <-f.blockq:
+				reqs = append(reqs, b)
 			default:
 				break drain
 			}
 		}
+		batch := make([]nft.BlockEntry, len(reqs))
+		for i, b := range reqs {
+			batch[i] = nft.BlockEntry{Prefix: b.Addr.Masked(), TTL: b.TTL}
+		}
 		if err := f.BlockMany(batch); err != nil {
 			f.opt.Logger.Warn("carrying out block requests", "count", len(batch), "err", err)
+			continue
 		}
+		f.mu.Lock()
+		for _, b := range reqs {
+			if len(f.blocks) >= 1000 {
+				break // a storm: the block sets hold them all, events stay bounded
+			}
+			ev := f.event(event.KindFirewallBlock, event.SeverityMedium, fmt.Sprintf("blocked %s for %s: %s", b.Addr, ttlText(b.TTL), b.Reason))
+			ev.Action = "blocked"
+			ev.Src = &event.Endpoint{IP: b.Addr.Addr().String()}
+			ev.Fields = map[string]string{"prefix": b.Addr.String(), "ttl": ttlText(b.TTL), "requested_by": b.Module, "reason": b.Reason}
+			f.blocks = append(f.blocks, ev)
+		}
+		f.mu.Unlock()
 	}
 }
 
@@ -242,7 +260,7 @@ func (f *Firewall) Block(_ context.Context, b response.Block) error {
 		return errors.New("blocking: invalid prefix")
 	}
 	select {
-	case f.blockq <- nft.BlockEntry{Prefix: b.Addr.Masked(), TTL: b.TTL}:
+	case f.blockq <- b:
 		return nil
 	default:
 		return fmt.Errorf("blocking %s: request queue full", b.Addr)
@@ -303,10 +321,11 @@ func (f *Firewall) Run(ctx context.Context, emit func(event.Event)) error {
 func (f *Firewall) Poll(ctx context.Context, now time.Time) []event.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	out := f.blocks
+	f.blocks = nil
 	if f.plan == nil {
-		return nil
+		return out
 	}
-	var out []event.Event
 	// Dumping a big ruleset costs; the generation check proves in one
 	// round trip that nothing changed since our last commit.
 	checkDrift := !f.k.Unchanged(f.plan.Fingerprint)
@@ -426,6 +445,13 @@ func (f *Firewall) dropEvents(st *nft.State) []event.Event {
 		}
 	}
 	return out
+}
+
+func ttlText(d time.Duration) string {
+	if d <= 0 {
+		return "until unblocked"
+	}
+	return d.String()
 }
 
 func (f *Firewall) event(kind event.Kind, sev event.Severity, msg string) event.Event {

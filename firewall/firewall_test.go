@@ -390,6 +390,15 @@ func TestBruteForceBlocked(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("blocked %v after the first attempt", time.Since(start))
+	var blockEv *event.Event
+	for _, ev := range l.fw.Poll(ctx, time.Now()) {
+		if ev.Kind == event.KindFirewallBlock {
+			blockEv = &ev
+		}
+	}
+	if blockEv == nil || blockEv.Src.IP != scan4 || blockEv.Fields["requested_by"] != "loginspect" {
+		t.Errorf("block event = %+v, want one for %s requested by loginspect", blockEv, scan4)
+	}
 	if reach(l.scanner, "tcp", net.JoinHostPort(hostS4, "80")) {
 		t.Error("the blocked attacker still reaches port 80")
 	}
