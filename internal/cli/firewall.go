@@ -241,33 +241,37 @@ func fwShowCmd(f *fwFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if p == nil {
+			fp := ""
+			switch {
+			case p == nil && !st.Exists:
 				fmt.Fprintln(out, "no policy applied")
-				if st.Exists {
-					fmt.Fprintln(out, "table inet mamori holds only block sets")
-				}
 				return nil
-			}
-			c, _, err := policy.Compile(p, policy.Options{})
-			if err != nil {
-				return err
-			}
-			plan := nft.Build(c)
-			fmt.Fprint(out, plan.Text())
-			if diff := st.Diff(plan); len(diff) > 0 {
-				fmt.Fprintln(out, "\nkernel DIFFERS from the policy:")
-				for _, d := range diff {
-					fmt.Fprintln(out, "  "+d)
+			case p == nil:
+				// Applied by the agent, or from another --state-dir.
+				fmt.Fprintln(out, "no policy recorded in "+f.stateDir+"; table inet mamori holds:")
+			default:
+				c, _, err := policy.Compile(p, policy.Options{})
+				if err != nil {
+					return err
 				}
-			} else {
-				fmt.Fprintf(out, "\nkernel matches policy %s\n", plan.Fingerprint)
+				plan := nft.Build(c)
+				fp = plan.Fingerprint
+				fmt.Fprint(out, plan.Text())
+				if diff := st.Diff(plan); len(diff) > 0 {
+					fmt.Fprintln(out, "\nkernel DIFFERS from the policy:")
+					for _, d := range diff {
+						fmt.Fprintln(out, "  "+d)
+					}
+				} else {
+					fmt.Fprintf(out, "\nkernel matches policy %s\n", plan.Fingerprint)
+				}
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "\nCHAIN\tRULE\tPACKETS\tBYTES")
 			for _, name := range []string{"input", "output"} {
 				if ch := st.Chains[name]; ch != nil {
 					for _, rc := range ch.Counters {
-						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", name, strings.TrimPrefix(rc.Comment, "mamori:"+plan.Fingerprint+" "), rc.Packets, rc.Bytes)
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", name, strings.TrimPrefix(rc.Comment, "mamori:"+fp+" "), rc.Packets, rc.Bytes)
 					}
 				}
 			}

@@ -134,6 +134,9 @@ func TestFirewallCommandsInNetns(t *testing.T) {
 	if out, code := fw("show"); code != 0 || !strings.Contains(out, "kernel matches policy") || !strings.Contains(out, "r1 ssh-admins") {
 		t.Errorf("show = %d %q", code, out)
 	}
+	if out, code := runMamori(t, "firewall", "--netns", ns, "--state-dir", t.TempDir(), "show"); code != 0 || !strings.Contains(out, "table inet mamori holds") || !strings.Contains(out, "r1 ssh-admins") {
+		t.Errorf("show without a recorded policy = %d %q", code, out)
+	}
 	if out, code := fw("diff", pol); code != 0 || !strings.Contains(out, "no change") {
 		t.Errorf("diff of the applied policy = %d %q", code, out)
 	}
