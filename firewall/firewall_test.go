@@ -486,3 +486,30 @@ func TestNmapScanReported(t *testing.T) {
 		t.Errorf("UDP scan from %s: event %+v, want a udp port scan", cli4, udp)
 	}
 }
+
+// TestStealthScanReported: a null scan's packets are invalid to conntrack,
+// not new; they must still be counted as probes.
+func TestStealthScanReported(t *testing.T) {
+	l := newLab(t, "nft", "nmap")
+	ctx := context.Background()
+	p := loadPolicy(t, "testdata/e2e.yaml")
+	p.Recon = &policy.Recon{Ports: 20, Window: "30s"}
+	if _, _, err := l.fw.Apply(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	args := []string{"-n", "-Pn", "-sN", "-p", "1-100", "-T5", "--max-retries", "0", hostS4}
+	if out, err := l.scanner.Run(cctx, "nmap", args...); err != nil {
+		t.Fatalf("nmap %v: %v\n%s", args, err, out)
+	}
+	var found *event.Event
+	for _, ev := range l.fw.Poll(ctx, time.Now()) {
+		if ev.Kind == event.KindFirewallScan && ev.Src.IP == scan4 {
+			found = &ev
+		}
+	}
+	if found == nil || found.Count < 20 || found.Action != "alerted" {
+		t.Errorf("null scan from %s: event %+v, want a scan alert", scan4, found)
+	}
+}

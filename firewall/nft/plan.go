@@ -177,7 +177,9 @@ func (b *builder) chain(dir policy.Direction) {
 	if b.c.Recon != nil && !out {
 		for _, v6 := range []bool{false, true} {
 			for _, proto := range []policy.Protocol{policy.ProtoTCP, policy.ProtoUDP} {
-				ch.Rules = append(ch.Rules, Rule{Matches: []Match{ExplicitNfProto{V6: v6}, CtState{State: policy.CtNew}, L4Proto{Proto: proto}}, Recon: true, Tag: "recon"})
+				// Invalid packets count too: stealth scans (null, FIN, Xmas) are
+				// invalid to conntrack, not new.
+				ch.Rules = append(ch.Rules, Rule{Matches: []Match{ExplicitNfProto{V6: v6}, CtState{State: policy.CtNew | policy.CtInvalid}, L4Proto{Proto: proto}}, Recon: true, Tag: "recon"})
 			}
 		}
 	}
