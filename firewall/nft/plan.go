@@ -1,6 +1,8 @@
 package nft
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -101,16 +103,12 @@ func (p *Plan) Comment(r *Rule) string {
 // BlockOnly is the plan used when addresses are blocked before any policy
 // was applied: accept-all chains that only drop blocked addresses.
 func BlockOnly() *Plan {
-	return Build(&policy.Compiled{DefaultIn: policy.ActionAllow, DefaultOut: policy.ActionAllow, Fingerprint: "blockonly000"})
+	return Build(&policy.Compiled{DefaultIn: policy.ActionAllow, DefaultOut: policy.ActionAllow})
 }
 
 // Build renders a compiled policy into a plan.
 func Build(c *policy.Compiled) *Plan {
-	fp := c.Fingerprint
-	if len(fp) > 12 {
-		fp = fp[:12]
-	}
-	b := &builder{p: &Plan{Fingerprint: fp}, c: c}
+	b := &builder{p: &Plan{}, c: c}
 	b.p.Sets = append(b.p.Sets,
 		Set{Name: SetBlock4, Key: KeyIPv4, Interval: true, Timeout: true},
 		Set{Name: SetBlock6, Key: KeyIPv6, Interval: true, Timeout: true})
@@ -134,6 +132,11 @@ func Build(c *policy.Compiled) *Plan {
 	for _, dir := range []policy.Direction{policy.DirIn, policy.DirOut} {
 		b.chain(dir)
 	}
+	// The fingerprint hashes the rendered ruleset, not the policy: a newer
+	// mamori that renders the same policy differently must not take the old
+	// kernel state for current.
+	sum := sha256.Sum256([]byte(b.p.Text()))
+	b.p.Fingerprint = hex.EncodeToString(sum[:6])
 	return b.p
 }
 

@@ -148,9 +148,9 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 					f.store().SaveMark(firewall.Mark{Source: source, Fingerprint: fp, Gen: gen})
 				}
 				if changed {
-					fmt.Fprintf(cmd.OutOrStdout(), "applied policy %s (%d rules)\n", c.Fingerprint[:12], len(c.Rules))
+					fmt.Fprintf(cmd.OutOrStdout(), "applied policy %s (%d rules)\n", nft.Build(c).Fingerprint, len(c.Rules))
 				} else {
-					fmt.Fprintf(cmd.OutOrStdout(), "policy %s already in force: nothing changed\n", c.Fingerprint[:12])
+					fmt.Fprintf(cmd.OutOrStdout(), "policy %s already in force: nothing changed\n", nft.Build(c).Fingerprint)
 				}
 				return nil
 			}
@@ -167,7 +167,7 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 				f.store().Confirm()
 				return fmt.Errorf("starting the rollback timer: %w (run `mamori firewall apply` with the previous policy)", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "applied policy %s; run `mamori firewall confirm` before %s or it is rolled back\n", c.Fingerprint[:12], pend.Deadline.Format(time.TimeOnly))
+			fmt.Fprintf(cmd.OutOrStdout(), "applied policy %s; run `mamori firewall confirm` before %s or it is rolled back\n", nft.Build(c).Fingerprint, pend.Deadline.Format(time.TimeOnly))
 			return nil
 		},
 	}
