@@ -268,7 +268,11 @@ func TestSafeApplyRollsBack(t *testing.T) {
 	ctx := context.Background()
 	s := Store{Dir: t.TempDir()}
 	good := loadPolicy(t, "testdata/e2e.yaml")
-	if _, _, err := l.fw.ApplyAndRecord(ctx, s, good); err != nil {
+	gc, _, err := l.fw.Compile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.fw.ApplyAndRecord(ctx, s, good, gc); err != nil {
 		t.Fatal(err)
 	}
 	lockout := &policy.Policy{Defaults: policy.Defaults{In: policy.ActionDeny, Out: policy.ActionDeny}}

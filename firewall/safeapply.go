@@ -153,14 +153,14 @@ func (f *Firewall) SafeApply(ctx context.Context, s Store, p *policy.Policy, wit
 	return pend, warns, nil
 }
 
-// ApplyAndRecord applies p without a confirmation window and records it
-// as current.
-func (f *Firewall) ApplyAndRecord(ctx context.Context, s Store, p *policy.Policy) (bool, []policy.Warning, error) {
-	changed, warns, err := f.Apply(ctx, p)
+// ApplyAndRecord applies p, compiled as c, without a confirmation window
+// and records it as current.
+func (f *Firewall) ApplyAndRecord(ctx context.Context, s Store, p *policy.Policy, c *policy.Compiled) (bool, error) {
+	changed, err := f.ApplyCompiled(ctx, c)
 	if err != nil {
-		return false, nil, err
+		return false, err
 	}
-	return changed, warns, s.SaveCurrent(p)
+	return changed, s.SaveCurrent(p)
 }
 
 // RollbackWhenDue waits for the pending apply id's deadline and, if it is
