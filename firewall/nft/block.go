@@ -120,6 +120,10 @@ func (k *Conn) commitOwn(what string) error {
 }
 
 func (k *Conn) sendElements(s *nftables.Set, elems []nftables.SetElement, del bool) error {
+	return sendElements(k.c, s, elems, del)
+}
+
+func sendElements(c *nftables.Conn, s *nftables.Set, elems []nftables.SetElement, del bool) error {
 	for len(elems) > 0 {
 		n := min(elemChunk, len(elems))
 		if n < len(elems) && elems[n].IntervalEnd {
@@ -127,9 +131,9 @@ func (k *Conn) sendElements(s *nftables.Set, elems []nftables.SetElement, del bo
 		}
 		var err error
 		if del {
-			err = k.c.SetDeleteElements(s, elems[:n])
+			err = c.SetDeleteElements(s, elems[:n])
 		} else {
-			err = k.c.SetAddElements(s, elems[:n])
+			err = c.SetAddElements(s, elems[:n])
 		}
 		if err != nil {
 			return fmt.Errorf("encoding elements of %s: %w", s.Name, err)

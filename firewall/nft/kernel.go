@@ -159,7 +159,7 @@ func (k *Conn) Apply(p *Plan) (changed bool, err error) {
 }
 
 func (k *Conn) replace(st *State, p *Plan) error {
-	c := k.c
+	c := newBatchBuilder()
 	if st.Exists {
 		for name := range st.Chains {
 			ch := &nftables.Chain{Name: name, Table: k.table}
@@ -184,7 +184,7 @@ func (k *Conn) replace(st *State, p *Plan) error {
 			return fmt.Errorf("adding set %s: %w", s.Name, err)
 		}
 		idx.ids[s.Name] = ns.ID
-		if err := k.sendElements(ns, setElements(s), false); err != nil {
+		if err := sendElements(c.Conn, ns, setElements(s), false); err != nil {
 			return err
 		}
 	}
@@ -202,10 +202,7 @@ func (k *Conn) replace(st *State, p *Plan) error {
 			c.AddRule(&nftables.Rule{Table: k.table, Chain: kc, Exprs: ruleExprs(r, idx), UserData: userdata.AppendString(nil, userdata.TypeComment, p.Comment(r))})
 		}
 	}
-	if err := c.Flush(); err != nil {
-		return classify(fmt.Errorf("committing ruleset: %w", err))
-	}
-	return nil
+	return k.sendBatch(c)
 }
 
 func (k *Conn) kernelSet(s *Set) *nftables.Set {
