@@ -54,6 +54,12 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	if wait <= 0 {
 		wait = client.Jitter(interval, 0.1)
 	}
+	// Host facts are read afresh: addresses change, and a cloned image
+	// booted elsewhere has a new machine-id the manager must see.
+	host := a.cfg.Host()
+	a.mu.Lock()
+	a.host = host
+	a.mu.Unlock()
 	hb := a.buildHeartbeat()
 	resp, err := cl.Heartbeat(ctx, hb, wait)
 	if err != nil {

@@ -271,7 +271,19 @@ func (o *Outbox) Append(evs ...event.Event) error {
 	case <-o.done:
 		return ErrClosed
 	}
-	return <-req.err
+	// The request may sit in the channel's buffer when Close stops the
+	// committer, so waiting on the answer alone could block forever.
+	select {
+	case err := <-req.err:
+		return err
+	case <-o.done:
+		select {
+		case err := <-req.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 // commitLoop is the single writer: it gathers whatever appends are waiting,

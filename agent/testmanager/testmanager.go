@@ -180,6 +180,11 @@ func (s *Server) Computer(id string) (Computer, bool) {
 		return Computer{}, false
 	}
 	cp := *c
+	cp.Serials = map[string]bool{}
+	for k, v := range c.Serials {
+		cp.Serials[k] = v
+	}
+	cp.Commands = append([]api.Command(nil), c.Commands...)
 	cp.Acks = map[string]api.CommandAck{}
 	for k, v := range c.Acks {
 		cp.Acks[k] = v
