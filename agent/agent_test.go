@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -494,4 +495,74 @@ func TestSelfProtectionReportsChange(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestOverflowCountedAndReported fills a small outbox while the manager
+// refuses uploads: what arrives plus what the agent reports as dropped is
+// exactly what was emitted.
+func TestOverflowCountedAndReported(t *testing.T) {
+	h := newHarness(t)
+	p := policy("v1", map[string]api.ModulePolicy{"alpha": {Enabled: true}})
+	p.Outbox = api.OutboxPolicy{MaxBytes: 256 << 10, Overflow: "drop_oldest"}
+	h.m.SetPolicy(p)
+	h.m.FailEvents = 1 << 30
+	a, _ := h.start("alpha")
+	fm := h.mods["alpha"]
+	eventually(t, "running with v1", 5*time.Second, func() bool { s, _ := fm.lastSpec(); return s.PolicyVersion == "v1" && fm.emitter() != nil })
+	emit := fm.emitter()
+	const n = 3000
+	for i := 0; i < n; i++ {
+		emit(event.Event{Kind: event.KindLogAlert, Severity: event.SeverityLow, Message: fmt.Sprintf("line %d %s", i, strings.Repeat("x", 200))})
+	}
+	st := a.Status()
+	if st.Dropped == 0 || st.QueueBytes > 256<<10 {
+		t.Fatalf("after %d events into 256 KiB: dropped %d, queue %d bytes", n, st.Dropped, st.QueueBytes)
+	}
+	id := st.ComputerID
+	p.Version = "v2" // ends the current long poll, as the next interval would
+	h.m.SetPolicy(p)
+	eventually(t, "heartbeat reports drops", 10*time.Second, func() bool { c, _ := h.m.Computer(id); return c.LastBeat.Dropped > 0 })
+	h.m.FailEvents = 0
+	var reported int
+	eventually(t, "drop report and remaining events", 20*time.Second, func() bool {
+		evs := h.m.Events()
+		reported = 0
+		for _, e := range evs {
+			if e.Kind == event.KindAgentOutboxDrop {
+				var k int
+				fmt.Sscan(e.Fields["dropped"], &k)
+				reported += k
+			}
+		}
+		return reported > 0 && countKind(evs, event.KindLogAlert)+reported == n
+	})
+	t.Logf("%d delivered, %d dropped and reported", n-reported, reported)
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	h := newHarness(t)
+	h.m.SetPolicy(policy("v1", map[string]api.ModulePolicy{"alpha": {Enabled: true}}))
+	a, err := New(Config{DataDir: h.dir, Modules: map[string]func(Env) Module{"alpha": func(Env) Module { return &fakeModule{name: "alpha"} }},
+		Host: func() api.HostInfo { return *h.host.Load() }, MetricsListen: "127.0.0.1:0", HeartbeatWait: 5 * time.Second}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, "metrics listening and module running", 5*time.Second, func() bool {
+		return a.MetricsAddr() != "" && a.Status().Modules[0].State == StateRunning
+	})
+	resp, err := http.Get("http://" + a.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`mamori_agent_module_up{module="alpha",state="running"} 1`, "mamori_agent_outbox_events", "mamori_agent_outbox_dropped_total 0", "process_resident_memory_bytes"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 }

@@ -52,7 +52,8 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	a.mu.Unlock()
 	wait := a.cfg.HeartbeatWait
 	if wait <= 0 {
-		wait = client.Jitter(interval, 0.1)
+		// Whole seconds: "54s" reads the same to any server.
+		wait = max(client.Jitter(interval, 0.1).Round(time.Second), time.Second)
 	}
 	// Host facts are read afresh: addresses change, and a cloned image
 	// booted elsewhere has a new machine-id the manager must see.

@@ -108,6 +108,8 @@ type Outbox struct {
 	recovery Recovery
 	commits  int64 // fsyncs of appended data, for the group-commit test
 
+	fixedSegments bool // SegmentBytes was set by the caller, not derived
+
 	lastDropSave time.Time
 	dropUnsaved  bool
 
@@ -132,6 +134,7 @@ type appendReq struct {
 // segment is read, a torn or corrupt tail is cut off (the records before it
 // are kept) and the cursor is clamped to what exists.
 func Open(dir string, opts Options) (*Outbox, error) {
+	fixed := opts.SegmentBytes > 0
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -139,7 +142,7 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening outbox: %w", err)
 	}
-	o := &Outbox{dir: dir, opts: opts, reqs: make(chan *appendReq, 256), done: make(chan struct{})}
+	o := &Outbox{dir: dir, opts: opts, fixedSegments: fixed, reqs: make(chan *appendReq, 256), done: make(chan struct{})}
 	o.st, err = loadState(dir)
 	if err != nil {
 		opts.Logger.Warn("outbox cursor unreadable; resending everything on disk", "err", err)
@@ -494,13 +497,19 @@ func (o *Outbox) Recovery() Recovery {
 
 // SetLimits changes the disk budget and overflow policy (a policy change).
 func (o *Outbox) SetLimits(maxBytes int64, overflow string) error {
-	n, err := Options{MaxBytes: maxBytes, Overflow: overflow, SegmentBytes: o.opts.SegmentBytes, Logger: o.opts.Logger}.withDefaults()
+	seg := int64(0)
+	if o.fixedSegments {
+		seg = o.opts.SegmentBytes
+	}
+	n, err := Options{MaxBytes: maxBytes, Overflow: overflow, SegmentBytes: seg, Logger: o.opts.Logger}.withDefaults()
 	if err != nil {
 		return err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.opts.MaxBytes, o.opts.Overflow = n.MaxBytes, n.Overflow
+	// New segments take the new size; the active one rolls over when it
+	// passes it.
+	o.opts.MaxBytes, o.opts.Overflow, o.opts.SegmentBytes = n.MaxBytes, n.Overflow, n.SegmentBytes
 	return nil
 }
 

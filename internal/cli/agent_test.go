@@ -16,7 +16,7 @@ import (
 	"github.com/mamori-sec/mamori/agent/testmanager"
 )
 
-func runCLI(t *testing.T, args ...string) (string, error) {
+func runAgentCLI(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	root := NewRoot()
 	var out bytes.Buffer
@@ -27,7 +27,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func exitCode(err error) int {
+func agentExitCode(err error) int {
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		return ee.Code
@@ -49,7 +49,7 @@ func TestAgentEnrollWithCAFileAndPin(t *testing.T) {
 	os.WriteFile(caFile, m.CAPEM, 0o644)
 
 	dir := t.TempDir()
-	out, err := runCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-cert", caFile, "--data-dir", dir)
+	out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-cert", caFile, "--data-dir", dir)
 	if err != nil {
 		t.Fatalf("enroll --ca-cert = %v\n%s", err, out)
 	}
@@ -57,15 +57,15 @@ func TestAgentEnrollWithCAFileAndPin(t *testing.T) {
 		t.Fatalf("after enroll: enrolled=%v token=%q", agent.Enrolled(dir), client.SavedToken(dir))
 	}
 	dir2 := t.TempDir()
-	if out, err := runCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", client.SPKIPin(m.CACert), "--data-dir", dir2); err != nil {
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", client.SPKIPin(m.CACert), "--data-dir", dir2); err != nil {
 		t.Fatalf("enroll --ca-pin = %v\n%s", err, out)
 	}
-	_, err = runCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--data-dir", t.TempDir())
-	if exitCode(err) != 2 || !strings.Contains(err.Error(), "--ca-cert") {
+	_, err = runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--data-dir", t.TempDir())
+	if agentExitCode(err) != 2 || !strings.Contains(err.Error(), "--ca-cert") {
 		t.Fatalf("enroll without CA = %v, want exit 2 asking for --ca-cert", err)
 	}
-	_, err = runCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "wrong", "--ca-cert", caFile, "--data-dir", t.TempDir())
-	if exitCode(err) != 1 {
+	_, err = runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "wrong", "--ca-cert", caFile, "--data-dir", t.TempDir())
+	if agentExitCode(err) != 1 {
 		t.Fatalf("enroll with a bad token = %v, want exit 1", err)
 	}
 }
@@ -79,7 +79,7 @@ func TestAgentStatusReadsStatusFile(t *testing.T) {
 	}
 	b, _ := json.Marshal(s)
 	os.WriteFile(filepath.Join(dir, agent.StatusFile), b, 0o600)
-	out, err := runCLI(t, "agent", "status", "--data-dir", dir)
+	out, err := runAgentCLI(t, "agent", "status", "--data-dir", dir)
 	if err != nil {
 		t.Fatalf("status = %v", err)
 	}
@@ -88,13 +88,13 @@ func TestAgentStatusReadsStatusFile(t *testing.T) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
 	}
-	if _, err := runCLI(t, "agent", "status", "--data-dir", t.TempDir()); exitCode(err) != 2 {
+	if _, err := runAgentCLI(t, "agent", "status", "--data-dir", t.TempDir()); agentExitCode(err) != 2 {
 		t.Fatalf("status without a status file = %v, want exit 2", err)
 	}
 }
 
 func TestAgentInstallDryRun(t *testing.T) {
-	out, err := runCLI(t, "agent", "install", "--dry-run", "--data-dir", "/srv/mamori", "--binary", "/usr/local/bin/mamori")
+	out, err := runAgentCLI(t, "agent", "install", "--dry-run", "--data-dir", "/srv/mamori", "--binary", "/usr/local/bin/mamori")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestAgentInstallDryRun(t *testing.T) {
 		t.Fatalf("unit:\n%s", out)
 	}
 	unit := filepath.Join(t.TempDir(), "mamori-agent.service")
-	if _, err := runCLI(t, "agent", "install", "--unit", unit, "--binary", "/x/mamori"); err != nil {
+	if _, err := runAgentCLI(t, "agent", "install", "--unit", unit, "--binary", "/x/mamori"); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(unit); !strings.Contains(string(b), "ExecStart=/x/mamori agent run") {
