@@ -310,3 +310,26 @@ func TestBadOverflowOption(t *testing.T) {
 		t.Fatal("Open with overflow drop_random succeeded")
 	}
 }
+
+// BenchmarkAppendConcurrent measures durable appends per second with 32
+// concurrent emitters sharing fsyncs (group commit).
+func BenchmarkAppendConcurrent(b *testing.B) {
+	o, err := Open(b.TempDir(), Options{MaxBytes: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer o.Close()
+	b.SetParallelism(16) // × GOMAXPROCS goroutines
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			if err := o.Append(ev(i)); err != nil {
+				b.Error(err)
+				return
+			}
+			i++
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
