@@ -418,7 +418,7 @@ func TestBadReconfigureKeepsOldConfig(t *testing.T) {
 func TestEventsSurviveOutageAndRestart(t *testing.T) {
 	h := newHarness(t)
 	h.m.SetPolicy(policy("v1", map[string]api.ModulePolicy{"alpha": {Enabled: true}}))
-	h.m.FailEvents = 1 << 30
+	h.m.SetFailEvents(1 << 30)
 	_, stop := h.start("alpha")
 	fm := h.mods["alpha"]
 	eventually(t, "running", 5*time.Second, func() bool { return fm.emitter() != nil })
@@ -431,7 +431,7 @@ func TestEventsSurviveOutageAndRestart(t *testing.T) {
 	if got := countKind(h.m.Events(), event.KindIntegrityChange); got != 0 {
 		t.Fatalf("%d events delivered during the outage", got)
 	}
-	h.m.FailEvents = 3 // a few more failures after the restart
+	h.m.SetFailEvents(3) // a few more failures after the restart
 	h.start("alpha")
 	eventually(t, "all events after recovery", 20*time.Second, func() bool { return countKind(h.m.Events(), event.KindIntegrityChange) == n })
 	time.Sleep(300 * time.Millisecond)
@@ -505,7 +505,7 @@ func TestOverflowCountedAndReported(t *testing.T) {
 	p := policy("v1", map[string]api.ModulePolicy{"alpha": {Enabled: true}})
 	p.Outbox = api.OutboxPolicy{MaxBytes: 256 << 10, Overflow: "drop_oldest"}
 	h.m.SetPolicy(p)
-	h.m.FailEvents = 1 << 30
+	h.m.SetFailEvents(1 << 30)
 	a, _ := h.start("alpha")
 	fm := h.mods["alpha"]
 	eventually(t, "running with v1", 5*time.Second, func() bool { s, _ := fm.lastSpec(); return s.PolicyVersion == "v1" && fm.emitter() != nil })
@@ -522,7 +522,7 @@ func TestOverflowCountedAndReported(t *testing.T) {
 	p.Version = "v2" // ends the current long poll, as the next interval would
 	h.m.SetPolicy(p)
 	eventually(t, "heartbeat reports drops", 10*time.Second, func() bool { c, _ := h.m.Computer(id); return c.LastBeat.Dropped > 0 })
-	h.m.FailEvents = 0
+	h.m.SetFailEvents(0)
 	var reported int
 	eventually(t, "drop report and remaining events", 20*time.Second, func() bool {
 		evs := h.m.Events()
@@ -565,4 +565,20 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+func TestRenewsByItselfNearExpiry(t *testing.T) {
+	h := newHarness(t)
+	h.m.SetPolicy(policy("v1", map[string]api.ModulePolicy{}))
+	// re-enrol with a certificate that is already in its last third
+	h.m.SetCertExpiry(2 * time.Minute) // NotBefore is 5 min in the past
+	h.dir = t.TempDir()
+	hi := *h.host.Load()
+	if err := Enroll(context.Background(), EnrollOptions{ManagerURL: h.m.URL, Token: "tok", CAPEM: h.m.CAPEM, DataDir: h.dir, Host: &hi}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.SetCertExpiry(24 * time.Hour)
+	a, _ := h.start()
+	id := a.Status().ComputerID
+	eventually(t, "renewed without being asked", 10*time.Second, func() bool { c, _ := h.m.Computer(id); return len(c.Serials) == 2 })
 }

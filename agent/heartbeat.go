@@ -85,7 +85,7 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if resp.RenewCertificate {
+	if resp.RenewCertificate || a.certDue() {
 		if err := a.renew(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -217,4 +217,18 @@ func (a *Agent) reenrol(ctx context.Context, cause error) error {
 		fmt.Sprintf("the manager reported computer %s's identity on this machine (cloned image); enrolled as new computer %s", old.ComputerID, id.ComputerID),
 		map[string]string{"old_computer_id": old.ComputerID, "new_computer_id": id.ComputerID})
 	return err
+}
+
+// certDue reports whether the client certificate is in the last third of
+// its life: the agent renews by itself then, so a manager that never asks
+// (or an agent offline for a while) does not end with an expired identity.
+func (a *Agent) certDue() bool {
+	a.mu.Lock()
+	cl := a.cl
+	a.mu.Unlock()
+	nb, na := cl.CertificateValidity()
+	if na.IsZero() {
+		return false
+	}
+	return time.Until(na) < na.Sub(nb)/3
 }
