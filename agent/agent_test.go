@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,6 +113,7 @@ type harness struct {
 	dir  string
 	mods map[string]*fakeModule
 	host atomic.Pointer[api.HostInfo]
+	wait time.Duration // long-poll wait; 20 s unless set
 }
 
 func newHarness(t *testing.T) *harness {
@@ -149,7 +151,7 @@ func (h *harness) start(names ...string) (*Agent, func()) {
 	a, err := New(Config{
 		DataDir: h.dir, Modules: factories, Version: "test",
 		Host:          func() api.HostInfo { return *h.host.Load() },
-		HeartbeatWait: 20 * time.Second, RetryMin: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond,
+		HeartbeatWait: cmp.Or(h.wait, 20*time.Second), RetryMin: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond,
 		WatchInterval: 100 * time.Millisecond, StatusInterval: 100 * time.Millisecond,
 	}, quiet())
 	if err != nil {
@@ -581,4 +583,43 @@ func TestRenewsByItselfNearExpiry(t *testing.T) {
 	a, _ := h.start()
 	id := a.Status().ComputerID
 	eventually(t, "renewed without being asked", 10*time.Second, func() bool { c, _ := h.m.Computer(id); return len(c.Serials) == 2 })
+}
+
+// TestPackDownloadRetriedNextHeartbeat: a pack the manager cannot serve yet
+// is fetched on a later heartbeat without a new policy version, while a
+// pack that failed verification is not fetched again until "update now".
+func TestPackDownloadRetriedNextHeartbeat(t *testing.T) {
+	h := newHarness(t)
+	h.wait = time.Second
+	good, ref := buildPack(t, "core", "1", h.m.PackKey, rulepack.File{Entry: rulepack.Entry{Module: "alpha", Path: "r.txt"}, Data: []byte("r")})
+	h.m.SetPolicy(policy("v1", map[string]api.ModulePolicy{"alpha": {Enabled: true, RulePacks: []string{"core"}}}, ref))
+	a, _ := h.start("alpha")
+	fm := h.mods["alpha"]
+	eventually(t, "v1 applied without the pack", 5*time.Second, func() bool { s, _ := fm.lastSpec(); return s.PolicyVersion == "v1" })
+	if s, _ := fm.lastSpec(); len(s.RuleFiles) != 0 {
+		t.Fatalf("rule files %v before the pack exists", s.RuleFiles)
+	}
+	h.m.AddPack("core", "1", good)
+	eventually(t, "pack fetched on a later heartbeat", 10*time.Second, func() bool { s, _ := fm.lastSpec(); return len(s.RuleFiles) == 1 })
+
+	_, otherKey, _ := rulepack.GenerateKey()
+	bad, ref2 := buildPack(t, "core", "2", otherKey, rulepack.File{Entry: rulepack.Entry{Module: "alpha", Path: "r.txt"}, Data: []byte("evil")})
+	h.m.AddPack("core", "2", bad)
+	h.m.SetPolicy(policy("v2", map[string]api.ModulePolicy{"alpha": {Enabled: true, RulePacks: []string{"core"}}}, ref2))
+	refusals := func() int {
+		n := 0
+		for _, e := range h.m.Events() {
+			if e.Kind == event.KindAgentRulePack && e.Fields["result"] == "refused" {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "refused once", 10*time.Second, func() bool { return refusals() == 1 })
+	time.Sleep(3 * time.Second) // several heartbeats
+	if n := refusals(); n != 1 {
+		t.Fatalf("bad pack refused %d times; it must not be retried every heartbeat", n)
+	}
+	h.m.Queue(a.Status().ComputerID, api.Command{ID: "u1", Type: api.CommandUpdateNow})
+	eventually(t, "retried on update_now", 10*time.Second, func() bool { return refusals() == 2 })
 }

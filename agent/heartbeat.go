@@ -79,6 +79,13 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 		if err := a.syncPolicy(ctx, false); err != nil {
 			errs = append(errs, err)
 		}
+	} else if a.packsMissing() {
+		a.mu.Lock()
+		p := a.policy
+		a.mu.Unlock()
+		if err := a.applyPolicy(ctx, p, false); err != nil {
+			a.log.Warn("retrying rule packs", "err", err)
+		}
 	}
 	for _, cmd := range resp.Commands {
 		if err := a.runCommand(ctx, cmd); err != nil {
