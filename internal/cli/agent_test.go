@@ -13,7 +13,9 @@ import (
 
 	"github.com/mamori-sec/mamori/agent"
 	"github.com/mamori-sec/mamori/agent/client"
+	"github.com/mamori-sec/mamori/agent/modules"
 	"github.com/mamori-sec/mamori/agent/testmanager"
+	"github.com/mamori-sec/mamori/api"
 )
 
 func runAgentCLI(t *testing.T, args ...string) (string, error) {
@@ -107,5 +109,47 @@ func TestAgentInstallDryRun(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(unit); !strings.Contains(string(b), "ExecStart=/x/mamori agent run") {
 		t.Fatalf("written unit:\n%s", b)
+	}
+}
+
+func TestAgentRunWritesStatus(t *testing.T) {
+	m, err := testmanager.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.AddToken("tok", 1)
+	m.SetPolicy(api.EffectivePolicy{Version: "pv1", HeartbeatSeconds: 60, Modules: map[string]api.ModulePolicy{"integrity": {Enabled: true}}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, m.CAPEM, 0o644)
+	dir := t.TempDir()
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-cert", caFile, "--data-dir", dir); err != nil {
+		t.Fatalf("enroll = %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		root := NewRoot()
+		root.SetArgs([]string{"agent", "run", "--data-dir", dir})
+		done <- root.ExecuteContext(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := agent.ReadStatus(dir)
+		if err == nil && s.PolicyVersion == "pv1" && len(s.Modules) == len(modules.All()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status with policy pv1 after 10 s: %+v, %v", s, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("agent run = %v", err)
+	}
+	out, err := runAgentCLI(t, "agent", "status", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "pv1") || !strings.Contains(out, "integrity") {
+		t.Fatalf("status = %v\n%s", err, out)
 	}
 }
