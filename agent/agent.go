@@ -103,7 +103,8 @@ type Agent struct {
 	skew         float64
 	heartbeat    time.Duration
 	doneCommands map[string]bool
-	refused      map[string]error // "name/version" of packs that failed verification
+	refused      map[string]error  // "name/version" of packs that failed verification
+	unavailable  map[string]string // module → reason last reported
 	metricsAddr  string
 }
 
@@ -130,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: log, cl: cl, id: cl.Identity(), runners: map[string]*runner{},
 		blocker: &blockerRef{}, wake: make(chan struct{}, 1), heartbeat: 60 * time.Second,
-		doneCommands: map[string]bool{}, packs: map[string]activePack{}, refused: map[string]error{},
+		doneCommands: map[string]bool{}, packs: map[string]activePack{}, refused: map[string]error{}, unavailable: map[string]string{},
 	}
 	if err := a.loadKeys(); err != nil {
 		return nil, err
@@ -281,7 +282,7 @@ func (a *Agent) moduleNote(name string, st ModuleStatus, err error) {
 	if err == nil {
 		// A transition to unavailable is worth one event: the operator sees
 		// which layer is missing on which host, and why.
-		if st.State == StateUnavailable {
+		if st.State == StateUnavailable && a.firstUnavailable(name, st.Reason) {
 			a.report(event.KindAgentModuleState, event.SeverityLow,
 				fmt.Sprintf("module %s unavailable on this host: %s", name, st.Reason),
 				map[string]string{"module_name": name, "state": string(st.State), "reason": st.Reason})
@@ -355,4 +356,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// firstUnavailable reports whether this reason is news for the module, so
+// a module that stays unavailable across policy changes is reported once.
+func (a *Agent) firstUnavailable(module, reason string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.unavailable[module] == reason {
+		return false
+	}
+	a.unavailable[module] = reason
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -489,10 +490,20 @@ func TestSelfProtectionReportsChange(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	time.Sleep(200 * time.Millisecond)
 	os.WriteFile(cfgFile, []byte("a=2\n"), 0o600)
+	os.Chmod(filepath.Join(h.dir, "client.pem"), 0o644)
 	eventually(t, "self-protection event", 10*time.Second, func() bool {
 		for _, e := range h.m.Events() {
 			if e.Kind == event.KindAgentSelfProtect && e.File != nil && strings.HasSuffix(e.File.Path, "agent.conf") {
 				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "key file mode restored and reported", 10*time.Second, func() bool {
+		fi, _ := os.Stat(filepath.Join(h.dir, "client.pem"))
+		for _, e := range h.m.Events() {
+			if e.Kind == event.KindAgentSelfProtect && strings.HasSuffix(e.Fields["path"], "client.pem") {
+				return fi.Mode().Perm() == 0o600
 			}
 		}
 		return false
