@@ -104,7 +104,7 @@ type Agent struct {
 	heartbeat    time.Duration
 	doneCommands map[string]bool
 	refused      map[string]error  // "name/version" of packs that failed verification
-	unavailable  map[string]string // module → reason last reported
+	reported     map[string]string // key → reason last reported as an event
 	metricsAddr  string
 }
 
@@ -131,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: log, cl: cl, id: cl.Identity(), runners: map[string]*runner{},
 		blocker: &blockerRef{}, wake: make(chan struct{}, 1), heartbeat: 60 * time.Second,
-		doneCommands: map[string]bool{}, packs: map[string]activePack{}, refused: map[string]error{}, unavailable: map[string]string{},
+		doneCommands: map[string]bool{}, packs: map[string]activePack{}, refused: map[string]error{}, reported: map[string]string{},
 	}
 	if err := a.loadKeys(); err != nil {
 		return nil, err
@@ -282,7 +282,7 @@ func (a *Agent) moduleNote(name string, st ModuleStatus, err error) {
 	if err == nil {
 		// A transition to unavailable is worth one event: the operator sees
 		// which layer is missing on which host, and why.
-		if st.State == StateUnavailable && a.firstUnavailable(name, st.Reason) {
+		if st.State == StateUnavailable && a.firstReport(name, st.Reason) {
 			a.report(event.KindAgentModuleState, event.SeverityLow,
 				fmt.Sprintf("module %s unavailable on this host: %s", name, st.Reason),
 				map[string]string{"module_name": name, "state": string(st.State), "reason": st.Reason})
@@ -358,14 +358,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// firstUnavailable reports whether this reason is news for the module, so
-// a module that stays unavailable across policy changes is reported once.
-func (a *Agent) firstUnavailable(module, reason string) bool {
+// firstReport reports whether reason is news for key (a module name, or
+// an agent-level condition), so a module that stays unavailable across
+// policy changes, or a failing re-enrolment, is reported once.
+func (a *Agent) firstReport(key, reason string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.unavailable[module] == reason {
+	if a.reported[key] == reason {
 		return false
 	}
-	a.unavailable[module] = reason
+	a.reported[key] = reason
 	return true
 }

@@ -207,6 +207,11 @@ func (a *Agent) reenrol(ctx context.Context, cause error) error {
 	host := a.cfg.Host()
 	id, err := client.Enroll(ctx, client.EnrollOptions{ManagerURL: old.ManagerURL, Token: token, CAPEM: caPEM, DataDir: a.cfg.DataDir, Host: host, KeepToken: true})
 	if err != nil {
+		if client.Permanent(err) && a.firstReport("agent.identity", err.Error()) {
+			a.report(event.KindAgentIdentity, event.SeverityHigh,
+				fmt.Sprintf("the manager reports this agent's identity as a clone and re-enrolment with the kept token failed: %v; run mamori agent enroll", err),
+				map[string]string{"old_computer_id": old.ComputerID})
+		}
 		return fmt.Errorf("re-enrolling after clone report: %w", err)
 	}
 	cl, err := client.Load(a.cfg.DataDir)
