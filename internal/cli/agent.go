@@ -75,6 +75,7 @@ func newAgentEnrollCmd() *cobra.Command {
 	f.StringVar(&caFile, "ca-cert", "", "the manager's CA certificate (PEM)")
 	f.StringVar(&o.CAPin, "ca-pin", "", "sha256:HEX of the manager CA's public key (SPKI), as the manager prints it")
 	f.StringVar(&o.DataDir, "data-dir", agent.DefaultDataDir, "agent data directory")
+	f.DurationVar(&o.RetryFor, "retry-for", time.Minute, "keep retrying while the manager is unreachable, this long")
 	f.BoolVar(&noKeep, "no-keep-token", false, "do not keep the token for automatic re-enrolment of cloned images")
 	return cmd
 }
