@@ -110,6 +110,13 @@ type Outbox struct {
 
 	fixedSegments bool // SegmentBytes was set by the caller, not derived
 
+	// inflight is the batch being read or uploaded; drop_oldest records
+	// removed from it, [first, dropMark), are in doubt until Ack.
+	inflight struct {
+		first, next, dropMark uint64
+		valid                 bool
+	}
+
 	lastDropSave time.Time
 	dropUnsaved  bool
 
@@ -415,8 +422,19 @@ func (o *Outbox) makeRoomLocked(size int64) bool {
 	for o.bytes+size > o.opts.MaxBytes && len(o.segs) > 1 {
 		s := o.segs[0]
 		if s.end() > o.st.Acked {
-			o.st.Dropped += int64(s.end() - max(s.first, o.st.Acked))
-			o.st.Acked = s.end()
+			lo, hi := max(s.first, o.st.Acked), s.end()
+			// Records of the batch being read or uploaded right now may
+			// still be delivered: they stay "in doubt" until that batch is
+			// acknowledged (delivered, not dropped) or not (dropped).
+			var doubt uint64
+			if f := &o.inflight; f.valid {
+				if a, b := max(lo, f.first), min(hi, f.next); b > a {
+					doubt = b - a
+					f.dropMark = max(f.dropMark, b)
+				}
+			}
+			o.st.Dropped += int64(hi - lo - doubt)
+			o.st.Acked = hi
 			o.pos = position{}
 		}
 		o.removeSegmentLocked(0)
@@ -451,6 +469,7 @@ func (o *Outbox) Close() error {
 	o.closed = true
 	close(o.done)
 	var err error
+	o.settleDoubtLocked()
 	if o.dropUnsaved {
 		err = saveState(o.dir, o.st)
 	}
@@ -523,4 +542,23 @@ func (o *Outbox) MarkReported(total int64) error {
 	}
 	o.st.Reported = min(total, o.st.Dropped)
 	return saveState(o.dir, o.st)
+}
+
+// inDoubt counts the in-flight records drop_oldest removed.
+func (o *Outbox) inDoubt() uint64 {
+	f := o.inflight
+	if !f.valid || f.dropMark <= f.first {
+		return 0
+	}
+	return min(f.dropMark, f.next) - f.first
+}
+
+// settleDoubtLocked counts in-doubt records as dropped: their batch was
+// not acknowledged, so as far as the agent knows they were not delivered.
+func (o *Outbox) settleDoubtLocked() {
+	if d := o.inDoubt(); d > 0 {
+		o.st.Dropped += int64(d)
+		o.dropUnsaved = true
+	}
+	o.inflight.valid, o.inflight.dropMark = false, 0
 }

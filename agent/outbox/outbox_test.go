@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mamori-sec/mamori/event"
 )
@@ -332,4 +333,69 @@ func BenchmarkAppendConcurrent(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// TestConcurrentAppendUploadWithOverflow runs emitters against a slow
+// uploader on a small budget: delivered + dropped is exactly what was
+// appended, although drop_oldest keeps removing the segment being uploaded.
+func TestConcurrentAppendUploadWithOverflow(t *testing.T) {
+	o := mustOpen(t, t.TempDir(), Options{MaxBytes: 32 << 10, SegmentBytes: 4 << 10})
+	defer o.Close()
+	const writers, per = 4, 500
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				if err := o.Append(ev(w*per + i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	stop := make(chan struct{})
+	delivered := map[string]int{}
+	upDone := make(chan struct{})
+	go func() {
+		defer close(upDone)
+		for {
+			b, err := o.Read(20, 1<<20)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // a slow manager: the queue overflows
+			for _, raw := range b.Events {
+				var e event.Event
+				json.Unmarshal(raw, &e)
+				delivered[e.ID]++
+			}
+			o.Ack(b)
+			if len(b.Events) == 0 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-upDone
+	for _, id := range drain(t, o, 100) {
+		delivered[id]++
+	}
+	dropped := o.Stats().Dropped
+	for id, n := range delivered {
+		if n != 1 {
+			t.Fatalf("event %s delivered %d times", id, n)
+		}
+	}
+	if int64(len(delivered))+dropped != writers*per || dropped == 0 {
+		t.Fatalf("delivered %d + dropped %d != appended %d (want some dropped)", len(delivered), dropped, writers*per)
+	}
+	t.Logf("delivered %d, dropped %d of %d", len(delivered), dropped, writers*per)
 }
