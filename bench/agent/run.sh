@@ -21,7 +21,8 @@ trap cleanup EXIT
 echo "== build"
 go build -o "$work/mamori" ./cmd/mamori
 bin="$work/mamori"
-if ! "$bin" manager --help 2>/dev/null | grep -q "run"; then
+help=$("$bin" manager --help 2>/dev/null || true)
+if ! grep -q "^  run " <<<"$help"; then
 	echo "bench/agent: this tree has no 'mamori manager run' yet (merge wip/manager first)" >&2
 	exit 2
 fi
