@@ -78,6 +78,10 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	if resp.PolicyVersion != "" && resp.PolicyVersion != hb.PolicyVersion {
 		if err := a.syncPolicy(ctx, false); err != nil {
 			errs = append(errs, err)
+		} else if v := a.policyVersion(); v != resp.PolicyVersion {
+			// The manager announced a version its policy endpoint does not
+			// serve (yet): back off rather than long-poll in a tight loop.
+			errs = append(errs, fmt.Errorf("manager announced policy %s but served %s", resp.PolicyVersion, v))
 		}
 	} else if a.packsMissing() {
 		a.mu.Lock()
@@ -243,4 +247,13 @@ func (a *Agent) certDue() bool {
 		return false
 	}
 	return time.Until(na) < na.Sub(nb)/3
+}
+
+func (a *Agent) policyVersion() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.policy == nil {
+		return ""
+	}
+	return a.policy.Version
 }
