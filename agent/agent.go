@@ -320,9 +320,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	// Modules stop in parallel: each may take up to stopTimeout.
+	var sw sync.WaitGroup
 	for _, n := range a.names {
-		a.runners[n].stop()
+		sw.Add(1)
+		go func() { defer sw.Done(); a.runners[n].stop() }()
 	}
+	sw.Wait()
 	a.writeStatus()
 	a.mu.Lock()
 	a.cl.Close()
