@@ -2,12 +2,14 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"text/template"
 	"time"
@@ -128,7 +130,7 @@ func newAgentStatusCmd() *cobra.Command {
 				return enc.Encode(s)
 			}
 			printStatus(cmd.OutOrStdout(), s, time.Now())
-			if time.Since(s.Time) > time.Minute {
+			if time.Since(s.Time) > time.Minute || !processAlive(s.PID) {
 				return &ExitError{Code: 1}
 			}
 			return nil
@@ -142,7 +144,10 @@ func newAgentStatusCmd() *cobra.Command {
 func printStatus(w io.Writer, s agent.Status, now time.Time) {
 	age := now.Sub(s.Time).Round(time.Second)
 	running := "running"
-	if age > time.Minute {
+	switch {
+	case !processAlive(s.PID):
+		running = fmt.Sprintf("NOT RUNNING (pid %d is gone; status from %v ago)", s.PID, age)
+	case age > time.Minute:
 		running = fmt.Sprintf("NOT RUNNING? status is %v old", age)
 	}
 	fmt.Fprintf(w, "agent:        %s (pid %d, version %s)\n", running, s.PID, s.Version)
@@ -243,4 +248,13 @@ func newAgentInstallCmd() *cobra.Command {
 	f.StringVar(&unitPath, "unit", "/etc/systemd/system/mamori-agent.service", "where to write the unit")
 	f.BoolVar(&dryRun, "dry-run", false, "print the unit instead of writing it")
 	return cmd
+}
+
+// processAlive reports whether pid exists (signal 0 sends nothing).
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
