@@ -149,10 +149,10 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if a.policy != nil {
 		obOpts.MaxBytes, obOpts.Overflow = a.policy.Outbox.MaxBytes, a.policy.Outbox.Overflow
 		if a.policy.HeartbeatSeconds > 0 {
-			a.heartbeat = time.Duration(a.policy.HeartbeatSeconds) * time.Second
+			a.heartbeat = heartbeatInterval(a.policy.HeartbeatSeconds)
 		}
 	} else if a.id.HeartbeatSeconds > 0 {
-		a.heartbeat = time.Duration(a.id.HeartbeatSeconds) * time.Second
+		a.heartbeat = heartbeatInterval(a.id.HeartbeatSeconds)
 	}
 	if a.ob, err = outbox.Open(filepath.Join(cfg.DataDir, "outbox"), obOpts); err != nil {
 		// A bad overflow value in a cached policy must not keep the agent

@@ -69,7 +69,7 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	a.mu.Lock()
 	a.lastContact, a.linkErr, a.skew = time.Now().UTC(), "", resp.ClockSkewSeconds
 	if resp.HeartbeatSeconds > 0 {
-		a.heartbeat = time.Duration(resp.HeartbeatSeconds) * time.Second
+		a.heartbeat = heartbeatInterval(resp.HeartbeatSeconds)
 	}
 	a.mu.Unlock()
 	a.metrics.heartbeats.Add(1)
@@ -256,4 +256,11 @@ func (a *Agent) policyVersion() string {
 		return ""
 	}
 	return a.policy.Version
+}
+
+// heartbeatInterval bounds what the manager asks for: a typo of 1 s would
+// turn ten thousand agents into a load test, an hour would make commands
+// and policy changes slow to arrive if the long poll breaks.
+func heartbeatInterval(seconds int) time.Duration {
+	return time.Duration(min(max(seconds, 5), 3600)) * time.Second
 }
