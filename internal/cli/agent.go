@@ -199,7 +199,6 @@ RestartSec=5
 # keeps its own data root-only.
 User=root
 UMask=0077
-Nice=5
 LimitNOFILE=65536
 KillMode=mixed
 TimeoutStopSec=30
