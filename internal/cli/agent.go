@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mamori-sec/mamori/agent"
+	"github.com/mamori-sec/mamori/agent/client"
 	"github.com/mamori-sec/mamori/agent/modules"
 )
 
@@ -25,7 +28,7 @@ func newAgentCmd() *cobra.Command {
 		Use:   "agent",
 		Short: "run or administer the agent",
 	}
-	cmd.AddCommand(newAgentEnrollCmd(), newAgentRunCmd(), newAgentStatusCmd(), newAgentInstallCmd())
+	cmd.AddCommand(newAgentEnrollCmd(), newAgentRunCmd(), newAgentStatusCmd(), newAgentInstallCmd(), newAgentPinCmd())
 	return cmd
 }
 
@@ -256,4 +259,28 @@ func processAlive(pid int) bool {
 	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func newAgentPinCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ca-pin CA_FILE",
+		Short: "print the --ca-pin value (sha256 of the public key) of a manager CA certificate",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading CA certificate: %w", err)}
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil || blk.Type != "CERTIFICATE" {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading CA certificate %s: no PEM certificate", args[0])}
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading CA certificate %s: %w", args[0], err)}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), client.SPKIPin(c))
+			return nil
+		},
+	}
 }

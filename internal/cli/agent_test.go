@@ -58,8 +58,12 @@ func TestAgentEnrollWithCAFileAndPin(t *testing.T) {
 	if !agent.Enrolled(dir) || client.SavedToken(dir) != "tok" {
 		t.Fatalf("after enroll: enrolled=%v token=%q", agent.Enrolled(dir), client.SavedToken(dir))
 	}
+	pin, err := runAgentCLI(t, "agent", "ca-pin", caFile)
+	if err != nil || strings.TrimSpace(pin) != client.SPKIPin(m.CACert) {
+		t.Fatalf("ca-pin = %q, %v; want %s", pin, err, client.SPKIPin(m.CACert))
+	}
 	dir2 := t.TempDir()
-	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", client.SPKIPin(m.CACert), "--data-dir", dir2); err != nil {
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", strings.TrimSpace(pin), "--data-dir", dir2); err != nil {
 		t.Fatalf("enroll --ca-pin = %v\n%s", err, out)
 	}
 	_, err = runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--data-dir", t.TempDir())
