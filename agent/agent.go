@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mamori-sec/mamori/agent/budget"
@@ -90,6 +91,7 @@ type Agent struct {
 	host     api.HostInfo
 	wake     chan struct{} // an event was appended
 	metrics  *metrics
+	started  atomic.Bool
 
 	mu           sync.Mutex
 	cl           *client.Client
@@ -296,8 +298,12 @@ func (a *Agent) moduleNote(name string, st ModuleStatus, err error) {
 
 // Run applies the cached policy at once (protection resumes with the
 // manager unreachable), then heartbeats, uploads events and watches the
-// agent's own files until ctx ends. It returns nil on a clean stop.
+// agent's own files until ctx ends. It returns nil on a clean stop. An
+// Agent runs once: the outbox is closed when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.started.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice (build a new Agent with New)")
+	}
 	a.mu.Lock()
 	p := a.policy
 	a.mu.Unlock()
