@@ -46,7 +46,7 @@ type Config struct {
 // Change is one verified real-time finding with the actors behind it.
 type Change struct {
 	integrity.Finding
-	Actors   []Actor // empty when the kernel does not say (inotify)
+	Actors   []Actor   // empty when the kernel does not say (inotify)
 	Seen     time.Time // first kernel event for the path
 	Reported time.Time
 }
