@@ -166,12 +166,13 @@ type verified struct {
 // verified in parallel, one worker per core, so a burst of changes does
 // not queue behind one hashing goroutine.
 func (w *Watcher) Run(ctx context.Context, emit func(Change)) error {
-	defer w.src.close()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	raw := make(chan rawEvent, 1<<14)
 	errc := make(chan error, 1)
-	go func() { errc <- w.src.run(ctx, raw) }()
+	srcDone := make(chan struct{})
+	go func() { errc <- w.src.run(ctx, raw); close(srcDone) }()
+	// The descriptor is closed only once its reader is gone.
+	defer func() { cancel(); <-srcDone; w.src.close() }()
 	todo := make(chan string, 1<<14)
 	done := make(chan verified, 1<<14)
 	for i := 0; i < runtime.GOMAXPROCS(0); i++ {

@@ -24,6 +24,7 @@ import (
 	"github.com/mamori-sec/mamori/integrity/baseline"
 	"github.com/mamori-sec/mamori/integrity/policy"
 	"github.com/mamori-sec/mamori/integrity/walk"
+	"github.com/mamori-sec/mamori/integrity/watch"
 	builtin "github.com/mamori-sec/mamori/rules/integrity"
 )
 
@@ -335,4 +336,55 @@ func startProgress(f *integrityFlags, st *walk.Stats) (stop func()) {
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+func newIntegrityWatchCmd(f *integrityFlags) *cobra.Command {
+	var mode string
+	cmd := &cobra.Command{
+		Use:   "watch [PATH…]",
+		Short: "report changes in real time, verified against the baseline, with the process behind them",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := integrityJob(f, args, false)
+			if err != nil {
+				return err
+			}
+			b, err := baseline.Load(c.Baseline, c.Key)
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			host, _ := os.Hostname()
+			w, err := watch.New(watch.Config{Policy: c.Policy, Baseline: b, Root: c.Root, Mode: mode, Host: host})
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
+			}
+			fmt.Fprintf(os.Stderr, "mamori: watching %d paths with %s against %s\n", len(c.Policy.Rules), w.Mode(), c.Baseline)
+			if h := w.Health(); h != "" {
+				fmt.Fprintln(os.Stderr, "mamori: warning:", h)
+			}
+			out := cmd.OutOrStdout()
+			enc := json.NewEncoder(out)
+			err = w.Run(cmd.Context(), func(ch watch.Change) {
+				if f.json {
+					enc.Encode(ch.Event(host))
+					return
+				}
+				who := "process unknown"
+				if len(ch.Actors) > 0 {
+					a := ch.Actors[len(ch.Actors)-1]
+					who = fmt.Sprintf("pid %d %s uid %d (%s)", a.PID, a.Exe, a.UID, a.User)
+				}
+				var attrs []string
+				for _, x := range ch.Changes {
+					attrs = append(attrs, x.Attr+" "+short(x.Old)+" → "+short(x.New))
+				}
+				fmt.Fprintf(out, "%s %s %s by %s %s\n", ch.Reported.Format(time.RFC3339Nano), ch.What, integrity.DisplayPath(ch.Path), who, strings.Join(attrs, "; "))
+			})
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("watching: %w", err)}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&mode, "mode", "", "force fanotify or inotify (default: fanotify as root, inotify otherwise)")
+	return cmd
 }
