@@ -181,7 +181,10 @@ func reuse(b *baseline.Baseline, e *baseline.Entry) bool {
 	if o.Type != e.Type || o.Size != e.Size || o.MTime != e.MTime || o.CTime != e.CTime || o.Inode != e.Inode || !o.Attrs.Has(want) || o.Flags&baseline.FlagError != 0 {
 		return false
 	}
-	e.SHA256, e.BLAKE3, e.XXH3 = o.SHA256, o.BLAKE3, o.XXH3
+	e.SHA256, e.XXH3 = o.SHA256, o.XXH3
+	if want.Has(policy.AttrBLAKE3) {
+		e.Mut().BLAKE3 = o.Ext().BLAKE3
+	}
 	return true
 }
 

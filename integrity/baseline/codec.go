@@ -87,17 +87,17 @@ func (e *encoder) entry(x *Entry) {
 		case policy.AttrNlink:
 			e.uvarint(x.Nlink)
 		case policy.AttrTarget:
-			e.str(x.Target)
+			e.str(x.Ext().Target)
 		case policy.AttrXattrs:
-			e.str(x.Xattrs)
+			e.str(x.Ext().Xattrs)
 		case policy.AttrACL:
-			e.str(x.ACL)
+			e.str(x.Ext().ACL)
 		case policy.AttrSELinux:
-			e.str(x.SELinux)
+			e.str(x.Ext().SELinux)
 		case policy.AttrSHA256:
 			e.w.Write(x.SHA256[:])
 		case policy.AttrBLAKE3:
-			e.w.Write(x.BLAKE3[:])
+			e.w.Write(x.Ext().BLAKE3[:])
 		case policy.AttrXXH3:
 			var b [8]byte
 			binary.LittleEndian.PutUint64(b[:], x.XXH3)
@@ -105,7 +105,7 @@ func (e *encoder) entry(x *Entry) {
 		}
 	})
 	if x.Flags&FlagError != 0 {
-		e.str(x.Err)
+		e.str(x.Ext().Err)
 	}
 }
 
@@ -249,17 +249,27 @@ func (d *decoder) entry(x *Entry) {
 		case policy.AttrNlink:
 			x.Nlink = d.uvarint()
 		case policy.AttrTarget:
-			x.Target = d.str()
+			if v := d.str(); v != "" {
+				x.Mut().Target = v
+			}
 		case policy.AttrXattrs:
-			x.Xattrs = d.str()
+			if v := d.str(); v != "" {
+				x.Mut().Xattrs = v
+			}
 		case policy.AttrACL:
-			x.ACL = d.str()
+			if v := d.str(); v != "" {
+				x.Mut().ACL = v
+			}
 		case policy.AttrSELinux:
-			x.SELinux = d.str()
+			if v := d.str(); v != "" {
+				x.Mut().SELinux = v
+			}
 		case policy.AttrSHA256:
 			copy(x.SHA256[:], d.bytes(32))
 		case policy.AttrBLAKE3:
-			copy(x.BLAKE3[:], d.bytes(32))
+			if b := d.bytes(32); b != nil && [32]byte(b) != ([32]byte{}) {
+				copy(x.Mut().BLAKE3[:], b)
+			}
 		case policy.AttrXXH3:
 			if b := d.bytes(8); b != nil {
 				x.XXH3 = binary.LittleEndian.Uint64(b)
@@ -269,6 +279,8 @@ func (d *decoder) entry(x *Entry) {
 		}
 	})
 	if x.Flags&FlagError != 0 {
-		x.Err = d.str()
+		if v := d.str(); v != "" {
+				x.Mut().Err = v
+			}
 	}
 }

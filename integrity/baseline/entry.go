@@ -29,28 +29,52 @@ const (
 )
 
 // Entry is the recorded state of one filesystem object. Only the attributes
-// in Attrs are meaningful.
+// in Attrs are meaningful. The common attributes are inline; the rare ones
+// live in X, allocated only when set, so a million entries stay small.
 type Entry struct {
-	Path    string // logical path; any bytes (names need not be UTF-8)
-	Attrs   policy.Attr
-	Flags   uint8
-	Type    byte
-	Mode    uint32 // permission bits with setuid, setgid, sticky
-	UID     uint32
-	GID     uint32
-	Size    int64
-	MTime   int64 // ns since the epoch
-	CTime   int64
-	Inode   uint64
-	Nlink   uint64
+	Path   string // logical path; any bytes (names need not be UTF-8)
+	SHA256 [32]byte
+	Size   int64
+	MTime  int64 // ns since the epoch
+	CTime  int64
+	Inode  uint64
+	Nlink  uint64
+	XXH3   uint64
+	Attrs  policy.Attr
+	Mode   uint32 // permission bits with setuid, setgid, sticky
+	UID    uint32
+	GID    uint32
+	Flags  uint8
+	Type   byte
+	X      *Extra
+}
+
+// Extra holds the attributes most files do not have.
+type Extra struct {
 	Target  string // symlink target
 	Xattrs  string // canonical "name=value" list, without ACL and SELinux
 	ACL     string // POSIX ACLs in text form
 	SELinux string
-	SHA256  [32]byte
-	BLAKE3  [32]byte
-	XXH3    uint64
 	Err     string
+	BLAKE3  [32]byte
+}
+
+var noExtra Extra
+
+// Ext returns the rare attributes for reading (zero values when unset).
+func (e *Entry) Ext() *Extra {
+	if e.X == nil {
+		return &noExtra
+	}
+	return e.X
+}
+
+// Mut returns the rare attributes for writing, allocating them.
+func (e *Entry) Mut() *Extra {
+	if e.X == nil {
+		e.X = &Extra{}
+	}
+	return e.X
 }
 
 // Value renders one attribute of e for reports and events.
@@ -75,17 +99,17 @@ func (e *Entry) Value(a policy.Attr) string {
 	case policy.AttrNlink:
 		return strconv.FormatUint(e.Nlink, 10)
 	case policy.AttrTarget:
-		return e.Target
+		return e.Ext().Target
 	case policy.AttrXattrs:
-		return e.Xattrs
+		return e.Ext().Xattrs
 	case policy.AttrACL:
-		return e.ACL
+		return e.Ext().ACL
 	case policy.AttrSELinux:
-		return e.SELinux
+		return e.Ext().SELinux
 	case policy.AttrSHA256:
 		return hex.EncodeToString(e.SHA256[:])
 	case policy.AttrBLAKE3:
-		return hex.EncodeToString(e.BLAKE3[:])
+		return hex.EncodeToString(e.Ext().BLAKE3[:])
 	case policy.AttrXXH3:
 		return strconv.FormatUint(e.XXH3, 16)
 	}
@@ -114,17 +138,17 @@ func (e *Entry) Equal(o *Entry, a policy.Attr) bool {
 	case policy.AttrNlink:
 		return e.Nlink == o.Nlink
 	case policy.AttrTarget:
-		return e.Target == o.Target
+		return e.Ext().Target == o.Ext().Target
 	case policy.AttrXattrs:
-		return e.Xattrs == o.Xattrs
+		return e.Ext().Xattrs == o.Ext().Xattrs
 	case policy.AttrACL:
-		return e.ACL == o.ACL
+		return e.Ext().ACL == o.Ext().ACL
 	case policy.AttrSELinux:
-		return e.SELinux == o.SELinux
+		return e.Ext().SELinux == o.Ext().SELinux
 	case policy.AttrSHA256:
 		return e.SHA256 == o.SHA256
 	case policy.AttrBLAKE3:
-		return e.BLAKE3 == o.BLAKE3
+		return e.Ext().BLAKE3 == o.Ext().BLAKE3
 	case policy.AttrXXH3:
 		return e.XXH3 == o.XXH3
 	}

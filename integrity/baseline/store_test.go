@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -21,10 +22,10 @@ func sample(n int) *Baseline {
 	for i := 0; i < n; i++ {
 		e := Entry{Path: fmt.Sprintf("/etc/dir%03d/file\xff%05d", i/100, i), Attrs: policy.DefaultAttrs | policy.AttrBLAKE3 | policy.AttrXXH3, Type: TypeFile,
 			Mode: 0o644, UID: uint32(i), GID: 7, Size: int64(i * 10), MTime: int64(i) * 1e9, CTime: -5, Inode: uint64(i) << 20, Nlink: 1,
-			Target: "t", Xattrs: "user.a=\"b\"", ACL: "access:user::rw-", SELinux: "system_u:object_r:etc_t:s0", XXH3: uint64(i) * 77}
-		e.SHA256[0], e.BLAKE3[31] = byte(i), byte(i>>3)
+			XXH3: uint64(i) * 77, X: &Extra{Target: "t", Xattrs: "user.a=\"b\"", ACL: "access:user::rw-", SELinux: "system_u:object_r:etc_t:s0"}}
+		e.SHA256[0], e.X.BLAKE3[31] = byte(i), byte(i>>3)|1
 		if i%10 == 0 {
-			e.Flags, e.Err = FlagError, "permission denied"
+			e.Flags, e.X.Err = FlagError, "permission denied"
 		}
 		b.Entries = append(b.Entries, e)
 	}
@@ -46,7 +47,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("Load = %+v with %d entries, want %+v with %d", got.Header, len(got.Entries), want.Header, len(want.Entries))
 	}
 	for i := range want.Entries {
-		if got.Entries[i] != want.Entries[i] {
+		if !reflect.DeepEqual(got.Entries[i], want.Entries[i]) {
 			t.Fatalf("entry %d = %+v, want %+v", i, got.Entries[i], want.Entries[i])
 		}
 	}

@@ -94,7 +94,7 @@ func hashFile(full string, st *unix.Stat_t, want policy.Attr, e *baseline.Entry,
 		s2.Sum(e.SHA256[:0])
 	}
 	if b3 != nil {
-		b3.Sum(e.BLAKE3[:0])
+		b3.Sum(e.Mut().BLAKE3[:0])
 	}
 	if x3 != nil {
 		e.XXH3 = x3.Sum64()

@@ -243,7 +243,7 @@ func (w *walker) visit(t task, buf []byte) {
 
 func (w *walker) fail(t task, err error) {
 	w.stats.Errors.Add(1)
-	it := &Item{Entry: baseline.Entry{Path: t.path, Flags: baseline.FlagError, Err: err.Error()}, Rule: t.rule, Err: err}
+	it := &Item{Entry: baseline.Entry{Path: t.path, Flags: baseline.FlagError, X: &baseline.Extra{Err: err.Error()}}, Rule: t.rule, Err: err}
 	w.emitItem(it)
 }
 
@@ -269,7 +269,7 @@ func (w *walker) record(t task, full string, st *unix.Stat_t, buf []byte) {
 			e.Attrs &^= policy.AttrTarget
 			errs = append(errs, fmt.Errorf("reading link: %w", err))
 		} else {
-			e.Target = tgt
+			e.Mut().Target = tgt
 		}
 	}
 	if e.Attrs.Any(policy.AttrExtended) {
@@ -292,7 +292,7 @@ func (w *walker) record(t task, full string, st *unix.Stat_t, buf []byte) {
 	if len(errs) > 0 {
 		it.Err = errors.Join(errs...)
 		e.Flags |= baseline.FlagError
-		e.Err = it.Err.Error()
+		e.Mut().Err = it.Err.Error()
 		w.stats.Errors.Add(1)
 	}
 	w.emitItem(it)

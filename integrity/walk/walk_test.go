@@ -83,8 +83,8 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%q: special file has digests", p)
 		}
 	}
-	if got["/t/loop1"].Entry.Target != "loop2" {
-		t.Errorf("loop1 target = %q", got["/t/loop1"].Entry.Target)
+	if got["/t/loop1"].Entry.Ext().Target != "loop2" {
+		t.Errorf("loop1 target = %q", got["/t/loop1"].Entry.Ext().Target)
 	}
 	if len(got) != len(wantTypes)+1 {
 		t.Errorf("recorded %d objects, want %d (symlinks must not be followed)", len(got), len(wantTypes)+1)

@@ -50,7 +50,7 @@ func readXattrs(full string, want policy.Attr, e *baseline.Entry) error {
 		}
 		switch {
 		case n == xattrSELinux:
-			e.SELinux = strings.TrimRight(string(v), "\x00")
+			e.Mut().SELinux = strings.TrimRight(string(v), "\x00")
 		case isACL:
 			acls = append(acls, strings.TrimPrefix(n, "system.posix_acl_")+":"+aclText(v))
 		default:
@@ -59,8 +59,12 @@ func readXattrs(full string, want policy.Attr, e *baseline.Entry) error {
 	}
 	sort.Strings(plain)
 	sort.Strings(acls)
-	e.Xattrs = strings.Join(plain, "; ")
-	e.ACL = strings.Join(acls, " ")
+	if len(plain) > 0 {
+		e.Mut().Xattrs = strings.Join(plain, "; ")
+	}
+	if len(acls) > 0 {
+		e.Mut().ACL = strings.Join(acls, " ")
+	}
 	return nil
 }
 
