@@ -280,7 +280,7 @@ func (d *decoder) entry(x *Entry) {
 	})
 	if x.Flags&FlagError != 0 {
 		if v := d.str(); v != "" {
-				x.Mut().Err = v
-			}
+			x.Mut().Err = v
+		}
 	}
 }
