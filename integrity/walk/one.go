@@ -3,6 +3,7 @@ package walk
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -77,6 +78,12 @@ func One(ctx context.Context, pol *policy.Policy, opt Options, p string) *Item {
 		w.fail(task{path: p, rule: r}, err)
 		return got
 	}
-	w.record(task{path: p, rule: r, record: true}, full, &st, make([]byte, 128<<10))
+	buf := bufPool.Get().(*[]byte)
+	w.record(task{path: p, rule: r, record: true}, full, &st, *buf)
+	bufPool.Put(buf)
 	return got
 }
+
+// bufPool keeps read buffers across single-file verifications (real time
+// verifies thousands of files a second).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b }}

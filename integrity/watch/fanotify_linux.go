@@ -123,6 +123,12 @@ func (f *fanotify) run(ctx context.Context, out chan<- rawEvent) error {
 	return nil
 }
 
+// fanFinal events end a change. The kernel merges a queued FAN_MODIFY into
+// the FAN_CLOSE_WRITE that follows it, so a close counts even with MODIFY
+// set; a file written again at once fails verification as unstable and is
+// looked at once more.
+const fanFinal = unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB | unix.FAN_DELETE | unix.FAN_MOVED_FROM | unix.FAN_MOVED_TO | unix.FAN_DELETE_SELF | unix.FAN_MOVE_SELF
+
 const metaSize = int(unsafe.Sizeof(unix.FanotifyEventMetadata{}))
 
 func (f *fanotify) parse(b []byte, now time.Time, out chan<- rawEvent) {
@@ -140,22 +146,23 @@ func (f *fanotify) parse(b []byte, now time.Time, out chan<- rawEvent) {
 		if md.Mask&unix.FAN_Q_OVERFLOW != 0 {
 			continue
 		}
-		if md.Mask&unix.FAN_ONDIR != 0 && md.Mask&(unix.FAN_MOVED_FROM|unix.FAN_MOVED_TO|unix.FAN_DELETE|unix.FAN_MOVE_SELF|unix.FAN_DELETE_SELF) != 0 {
-			// A directory moved or went away: cached handle paths may
-			// be stale.
-			clear(f.dirs)
-		}
 		path, ok := f.eventPath(ev[md.Metadata_len:])
 		if !ok {
 			continue
 		}
 		logical, ok := f.logical(path)
+		if ok && md.Mask&unix.FAN_ONDIR != 0 && md.Mask&(unix.FAN_MOVED_FROM|unix.FAN_MOVED_TO) != 0 && f.touchesScope(logical) {
+			// A directory moved into, out of or within the watched
+			// paths: cached handle → path entries may be stale. Moves
+			// elsewhere (build trees, caches) leave the cache alone.
+			clear(f.dirs)
+		}
 		if !ok || f.cfg.Policy.RuleFor(logical) == nil {
 			continue
 		}
 		a := f.actor(int(md.Pid), now)
 		select {
-		case out <- rawEvent{path: logical, actor: &a, t: now}:
+		case out <- rawEvent{path: logical, actor: &a, t: now, final: md.Mask&fanFinal != 0}:
 		default:
 			// The consumer is far behind; a burst this large is
 			// caught by the next full check.
@@ -274,4 +281,17 @@ func (f *fanotify) actor(pid int, now time.Time) Actor {
 	}
 	f.actors[pid] = cachedActor{a: a, at: now}
 	return a
+}
+
+// touchesScope: p is covered by a rule or lies above one.
+func (f *fanotify) touchesScope(p string) bool {
+	if f.cfg.Policy.RuleFor(p) != nil {
+		return true
+	}
+	for _, r := range f.cfg.Policy.Rules {
+		if strings.HasPrefix(r.Path, p+"/") {
+			return true
+		}
+	}
+	return false
 }

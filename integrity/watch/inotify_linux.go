@@ -188,11 +188,13 @@ func (in *inotify) run(ctx context.Context, out chan<- rawEvent) error {
 			if in.cfg.Policy.RuleFor(p) == nil {
 				continue
 			}
-			send(out, rawEvent{path: p, t: now})
+			send(out, rawEvent{path: p, t: now, final: mask&inFinal != 0 && mask&unix.IN_MODIFY == 0})
 		}
 	}
 	return nil
 }
+
+const inFinal = unix.IN_CLOSE_WRITE | unix.IN_ATTRIB | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 
 func send(out chan<- rawEvent, ev rawEvent) {
 	select {

@@ -93,6 +93,9 @@ type rawEvent struct {
 	path  string // logical path
 	actor *Actor
 	t     time.Time
+	// final: the event ends a change (close after writing, chmod, unlink,
+	// rename), so the path is verified at once instead of after Quiet.
+	final bool
 }
 
 // Watcher runs one real-time watch.
@@ -151,6 +154,7 @@ func (w *Watcher) Health() string { return w.src.health() }
 type pending struct {
 	first, last time.Time
 	actors      []Actor
+	final       bool
 	inflight    bool
 	started     time.Time
 }
@@ -206,6 +210,14 @@ func (w *Watcher) Run(ctx context.Context, emit func(Change)) error {
 				pend[ev.path] = p
 			}
 			p.last = ev.t
+			p.final = ev.final
+			if ev.final && !p.inflight {
+				select {
+				case todo <- ev.path:
+					p.inflight = true
+				default:
+				}
+			}
 			if ev.actor != nil && (len(p.actors) == 0 || p.actors[len(p.actors)-1].PID != ev.actor.PID) {
 				if len(p.actors) < 8 {
 					p.actors = append(p.actors, *ev.actor)
@@ -234,7 +246,7 @@ func (w *Watcher) Run(ctx context.Context, emit func(Change)) error {
 			emit(*v.ch)
 		case now := <-tick.C:
 			for path, p := range pend {
-				if p.inflight || now.Sub(p.last) < w.cfg.Quiet && now.Sub(p.first) < w.cfg.MaxDelay {
+				if p.inflight || !p.final && now.Sub(p.last) < w.cfg.Quiet && now.Sub(p.first) < w.cfg.MaxDelay {
 					continue
 				}
 				p.inflight = true
