@@ -154,3 +154,31 @@ func FuzzParse(f *testing.F) {
 		_ = p.Digest()
 	})
 }
+
+// TestDocExample: the example in the package documentation loads.
+func TestDocExample(t *testing.T) {
+	src, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var y []string
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		switch {
+		case strings.HasPrefix(line, "//\tname: web"):
+			in = true
+		case in && !strings.HasPrefix(line, "//\t"):
+			in = false
+		}
+		if in {
+			y = append(y, strings.TrimPrefix(line, "//\t"))
+		}
+	}
+	p, err := Parse("doc.go example", []byte(strings.Join(y, "\n")), true)
+	if err != nil {
+		t.Fatalf("doc example: %v\n%s", err, strings.Join(y, "\n"))
+	}
+	if len(p.Rules) != 2 || p.RuleAt("/srv/www/logs").ExpectNew != true {
+		t.Errorf("doc example rules: %+v", p.Rules)
+	}
+}

@@ -3,12 +3,15 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/mamori-sec/mamori/event"
 )
@@ -118,4 +121,60 @@ func TestIntegrityPolicyErrors(t *testing.T) {
 	if code != 2 {
 		t.Errorf("--policy with paths: exit %d, want 2", code)
 	}
+}
+
+// TestIntegrityWatch runs `integrity watch` and sees a change reported
+// as a JSON event.
+func TestIntegrityWatch(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("MAMORI_INTEGRITY_DIR", filepath.Join(dir, "db"))
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(tree, 0o755)
+	os.WriteFile(filepath.Join(tree, "a"), []byte("a"), 0o644)
+	if _, code, err := runMamori(t, "integrity", "init", tree); code != 0 {
+		t.Fatalf("init: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	root := NewRoot()
+	out := &syncBuffer{}
+	root.SetOut(out)
+	root.SetArgs([]string{"integrity", "watch", "--json", tree})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	os.WriteFile(filepath.Join(tree, "a"), []byte("changed"), 0o644)
+	for !strings.Contains(out.String(), `"kind":"integrity.change"`) {
+		select {
+		case err := <-done:
+			t.Fatalf("watch ended (%v) without reporting; output %q", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("watch: %v", err)
+	}
+	var ev event.Event
+	json.Unmarshal([]byte(strings.SplitN(out.String(), "\n", 2)[0]), &ev)
+	if ev.File == nil || ev.File.Path != filepath.Join(tree, "a") || ev.Fields["detected_by"] != "realtime" {
+		t.Errorf("watch event %+v", ev)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
