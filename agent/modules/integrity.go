@@ -227,7 +227,7 @@ func (m *integrityModule) runConf(ctx context.Context, c *integrityConf, emit fu
 		emit(ev)
 		return err
 	}
-	mode := "scheduled checks only"
+	mode, health := "scheduled checks only", ""
 	var wg sync.WaitGroup
 	if c.realtime {
 		w, err := watch.New(watch.Config{Policy: c.pol, Baseline: b, Root: m.env.Root, Host: m.env.Hostname})
@@ -246,16 +246,12 @@ func (m *integrityModule) runConf(ctx context.Context, c *integrityConf, emit fu
 					emit(ch.Event(m.env.Hostname))
 				})
 			}()
-			defer func() {
-				if h := w.Health(); h != "" {
-					m.mu.Lock()
-					m.st.Reason = h
-					m.mu.Unlock()
-				}
-			}()
+			// A watch limit reached is a condition for the operator:
+			// shown in status, not logged over and over.
+			health = w.Health()
 		}
 	}
-	m.setState(agent.StateRunning, mode, "")
+	m.setState(agent.StateRunning, mode, health)
 	defer wg.Wait()
 	if c.schedule <= 0 {
 		<-ctx.Done()

@@ -114,7 +114,12 @@ func (in *inotify) health() string {
 	var parts []string
 	if in.unwatched > 0 {
 		limit, _ := os.ReadFile("/proc/sys/fs/inotify/max_user_watches")
-		parts = append(parts, fmt.Sprintf("inotify watch limit reached (fs.inotify.max_user_watches=%s): %d directories not watched; raise the limit or run as root for fanotify", strings.TrimSpace(string(limit)), in.unwatched))
+		msg := fmt.Sprintf("inotify watch limit reached (fs.inotify.max_user_watches=%s", strings.TrimSpace(string(limit)))
+		// The effective limit is per user namespace.
+		if ns, err := os.ReadFile("/proc/sys/user/max_inotify_watches"); err == nil && strings.TrimSpace(string(ns)) != strings.TrimSpace(string(limit)) {
+			msg += ", user.max_inotify_watches=" + strings.TrimSpace(string(ns))
+		}
+		parts = append(parts, fmt.Sprintf("%s): %d directories not watched; raise the limit or run as root for fanotify", msg, in.unwatched))
 	}
 	if in.overflow {
 		parts = append(parts, "inotify event queue overflowed: events were lost; the next full check covers them")

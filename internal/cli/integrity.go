@@ -105,7 +105,11 @@ func integrityJob(f *integrityFlags, args []string, create bool) (integrity.Conf
 	c.Workers = f.workers
 	c.TrustMetadata = f.trustMetadata
 	for _, o := range f.only {
-		c.Only = append(c.Only, filepath.Clean(o))
+		a, err := filepath.Abs(o)
+		if err != nil {
+			return c, &ExitError{Code: 2, Err: fmt.Errorf("resolving %s: %w", o, err)}
+		}
+		c.Only = append(c.Only, a)
 	}
 	c.Baseline = f.baseline
 	if c.Baseline == "" {
@@ -264,7 +268,7 @@ func printSummary(w io.Writer, op string, c integrity.Config, rep *integrity.Rep
 	n := rep.Counts()
 	secs := rep.Elapsed.Seconds()
 	mb := float64(c.Stats.Bytes.Load()) / 1e6
-	verb := map[string]string{"init": "recorded", "check": "checked", "update": "accepted"}[op]
+	verb := map[string]string{"init": "recorded", "check": "checked", "update": "updated baseline: accepted the changes below after walking"}[op]
 	fmt.Fprintf(w, "%s %d entries (%d files, %.0f MB, %d hashed) in %.2fs (%.0f files/s, %.0f MB/s): %d added, %d removed, %d changed, %d errors; baseline %s\n",
 		verb, rep.Entries, c.Stats.Files.Load(), mb, c.Stats.Hashed.Load(), secs, float64(c.Stats.Files.Load())/max(secs, 1e-9), mb/max(secs, 1e-9),
 		n[integrity.Added], n[integrity.Removed], n[integrity.Changed], n[integrity.Error], c.Baseline)
