@@ -207,3 +207,22 @@ rules:
 		t.Errorf("chmod of a log = %q, want mode change", got)
 	}
 }
+
+// TestAlwaysRehash: a rule marked always_rehash is hashed even under
+// --trust-metadata, so a content change with metadata restored by a raw
+// writer would still show.
+func TestAlwaysRehash(t *testing.T) {
+	_, cfg := newTree(t, policy.DefaultAttrs)
+	r := cfg.Policy.RuleAt("/data")
+	r.AlwaysRehash = true
+	ctx := context.Background()
+	_, err := Init(ctx, cfg)
+	must(t, err)
+	cfg.TrustMetadata = true
+	cfg.Stats = &walk.Stats{}
+	_, err = Check(ctx, cfg)
+	must(t, err)
+	if h := cfg.Stats.Hashed.Load(); h != 3 {
+		t.Errorf("always_rehash under --trust-metadata hashed %d files, want all 3", h)
+	}
+}

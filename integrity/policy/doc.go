@@ -19,6 +19,7 @@
 //	    exclude: ["/srv/www/cache"] # "/..." full path, "a/b" relative to the rule, "x" base name
 //	    attributes: [meta, sha256, blake3, xattrs, acl, selinux]
 //	    severity: high
+//	    always_rehash: true        # hash even under check --trust-metadata
 //	  - path: /srv/www/logs
 //	    expected_changes: [content, added, removed] # logs grow and rotate
 //

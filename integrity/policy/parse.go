@@ -22,11 +22,12 @@ type ruleSpec struct {
 	Severity        string   `yaml:"severity"`
 	ExpectedChanges []string `yaml:"expected_changes"`
 	CrossMounts     *bool    `yaml:"cross_mounts"`
+	AlwaysRehash    *bool    `yaml:"always_rehash"`
 }
 
 var (
 	fileKeys = map[string]bool{"name": true, "version": true, "defaults": true, "rules": true}
-	ruleKeys = map[string]bool{"path": true, "depth": true, "include": true, "exclude": true, "attributes": true, "severity": true, "expected_changes": true, "cross_mounts": true}
+	ruleKeys = map[string]bool{"path": true, "depth": true, "include": true, "exclude": true, "attributes": true, "severity": true, "expected_changes": true, "cross_mounts": true, "always_rehash": true}
 )
 
 // Parse decodes a YAML policy file named name. Unknown keys, bad values and
@@ -157,12 +158,18 @@ func compileRule(file string, n *yaml.Node, def ruleSpec) (*Rule, error) {
 	if s.CrossMounts == nil {
 		s.CrossMounts = def.CrossMounts
 	}
+	if s.AlwaysRehash == nil {
+		s.AlwaysRehash = def.AlwaysRehash
+	}
 	r := &Rule{Path: s.Path, Depth: Unlimited, Include: s.Include, Exclude: append(append([]string{}, def.Exclude...), s.Exclude...), Source: where, Severity: event.SeverityMedium}
 	if s.Depth != nil {
 		r.Depth = *s.Depth
 	}
 	if s.CrossMounts != nil {
 		r.CrossMounts = *s.CrossMounts
+	}
+	if s.AlwaysRehash != nil {
+		r.AlwaysRehash = *s.AlwaysRehash
 	}
 	if s.Severity != "" {
 		sev, err := event.ParseSeverity(s.Severity)

@@ -36,7 +36,10 @@ type Rule struct {
 	ExpectGone  bool // removed files under the rule are expected
 	Severity    event.Severity
 	CrossMounts bool
-	Source      string // file:line the rule came from
+	// AlwaysRehash: never skip hashing on unchanged metadata, even when a
+	// check runs with --trust-metadata.
+	AlwaysRehash bool
+	Source       string // file:line the rule came from
 }
 
 // Unlimited is the Depth of a rule that descends without limit.
@@ -117,7 +120,7 @@ func (p *Policy) Roots() []*Rule { return p.Rules }
 func (p *Policy) Digest() string {
 	h := sha256.New()
 	for _, r := range p.Rules {
-		fmt.Fprintf(h, "%s\x00%d\x00%q\x00%q\x00%d\x00%d\x00%v\x00%v\x00%v\n", r.Path, r.Depth, r.Include, r.Exclude, r.Attrs, r.Expected, r.ExpectNew, r.ExpectGone, r.CrossMounts)
+		fmt.Fprintf(h, "%s\x00%d\x00%q\x00%q\x00%d\x00%d\x00%v\x00%v\x00%v\x00%v\n", r.Path, r.Depth, r.Include, r.Exclude, r.Attrs, r.Expected, r.ExpectNew, r.ExpectGone, r.CrossMounts, r.AlwaysRehash)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -282,7 +282,7 @@ func (w *walker) record(t task, full string, st *unix.Stat_t, buf []byte) {
 		w.stats.Files.Add(1)
 		w.stats.Bytes.Add(st.Size)
 	}
-	if e.Attrs.Any(policy.AttrHashes) && !(w.opt.Reuse != nil && w.opt.Reuse(e)) {
+	if e.Attrs.Any(policy.AttrHashes) && !(w.opt.Reuse != nil && !t.rule.AlwaysRehash && w.opt.Reuse(e)) {
 		err := w.hash(full, st, e, buf)
 		if err != nil {
 			e.Attrs &^= policy.AttrHashes
