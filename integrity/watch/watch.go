@@ -133,7 +133,7 @@ func New(cfg Config) (*Watcher, error) {
 		}
 		ferr = err
 		if cfg.Mode == ModeFanotify {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	src, err := newInotify(cfg)

@@ -3,6 +3,7 @@ package watch
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/mamori-sec/mamori/integrity"
 	"github.com/mamori-sec/mamori/integrity/baseline"
@@ -45,7 +48,11 @@ func setup(t *testing.T, n int, mode string) (string, *Watcher) {
 	must(t, err)
 	w, err := New(Config{Policy: pol, Baseline: b, Root: root, Mode: mode})
 	if err != nil {
-		if mode == ModeFanotify && os.Getenv("CI") != "true" {
+		// A filesystem without file handles (some overlay set-ups) cannot
+		// take a filesystem mark: a property of the host, not a missing
+		// package, so even CI skips with the reason.
+		fsUnsupported := errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENODEV)
+		if mode == ModeFanotify && (os.Getenv("CI") != "true" || fsUnsupported) {
 			t.Skipf("fanotify unavailable: %v", err)
 		}
 		t.Fatal(err)
