@@ -35,6 +35,9 @@ type Report struct {
 	Entries  int       // objects recorded in this run
 	Started  time.Time
 	Elapsed  time.Duration
+	// Saved is how long writing and syncing the baseline took (init,
+	// update): on a busy disk, fsync can dominate.
+	Saved time.Duration
 	// PolicyChanged: the baseline was built under another policy, so
 	// additions and removals may come from the policy, not the files.
 	PolicyChanged bool
@@ -84,9 +87,11 @@ func Init(ctx context.Context, c Config) (*Report, error) {
 	entries = baseline.Sort(entries)
 	rep.Entries = len(entries)
 	b := &baseline.Baseline{Header: c.header(), Entries: entries}
+	t0 := time.Now()
 	if err := baseline.Save(c.Baseline, c.Key, b); err != nil {
 		return nil, err
 	}
+	rep.Saved = time.Since(t0)
 	sortFindings(rep.Findings)
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
@@ -210,9 +215,12 @@ func Update(ctx context.Context, c Config) (*Report, error) {
 	}
 	merged = baseline.Sort(merged)
 	nb := &baseline.Baseline{Header: c.header(), Entries: merged}
+	t0 := time.Now()
 	if err := baseline.Save(c.Baseline, c.Key, nb); err != nil {
 		return nil, err
 	}
+	rep.Saved = time.Since(t0)
+	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil
 }
 

@@ -272,6 +272,9 @@ func printSummary(w io.Writer, op string, c integrity.Config, rep *integrity.Rep
 	fmt.Fprintf(w, "%s %d entries (%d files, %.0f MB, %d hashed) in %.2fs (%.0f files/s, %.0f MB/s): %d added, %d removed, %d changed, %d errors; baseline %s\n",
 		verb, rep.Entries, c.Stats.Files.Load(), mb, c.Stats.Hashed.Load(), secs, float64(c.Stats.Files.Load())/max(secs, 1e-9), mb/max(secs, 1e-9),
 		n[integrity.Added], n[integrity.Removed], n[integrity.Changed], n[integrity.Error], c.Baseline)
+	if rep.Saved > 0 {
+		fmt.Fprintf(w, "baseline written and synced in %.2fs\n", rep.Saved.Seconds())
+	}
 }
 
 // printFindings writes findings as a table (old → new per attribute) or as
