@@ -1,0 +1,177 @@
+package baseline
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// ErrTampered marks a baseline whose MAC does not match: it was modified,
+// truncated, or sealed with another key. Such a baseline is never used.
+var ErrTampered = errors.New("baseline MAC mismatch: the file was modified, truncated or sealed with another key; refusing to use it")
+
+// Baseline is a decoded baseline: entries sorted by path.
+type Baseline struct {
+	Header
+	Entries []Entry
+}
+
+// Find returns the index of the entry for path.
+func (b *Baseline) Find(path string) (int, bool) {
+	i := sort.Search(len(b.Entries), func(i int) bool { return b.Entries[i].Path >= path })
+	return i, i < len(b.Entries) && b.Entries[i].Path == path
+}
+
+// Sort orders entries by path, as the file format and Find require, and
+// drops duplicates (keeping the last).
+func Sort(entries []Entry) []Entry {
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
+	out := entries[:0]
+	for i := range entries {
+		if len(out) > 0 && out[len(out)-1].Path == entries[i].Path {
+			out[len(out)-1] = entries[i]
+			continue
+		}
+		out = append(out, entries[i])
+	}
+	return out
+}
+
+// Load reads, authenticates and decodes the baseline at path.
+func Load(path string, key []byte) (*Baseline, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading baseline: %w", err)
+	}
+	b, err := Decode(data, key)
+	if err != nil {
+		return nil, fmt.Errorf("baseline %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Decode authenticates and decodes a baseline held in memory.
+func Decode(data, key []byte) (*Baseline, error) {
+	if len(data) < len(magic)+macSize {
+		return nil, fmt.Errorf("%w (file is %d bytes, truncated)", ErrTampered, len(data))
+	}
+	body, sum := data[:len(data)-macSize], data[len(data)-macSize:]
+	m := hmac.New(sha256.New, key)
+	m.Write(body)
+	if !hmac.Equal(m.Sum(nil), sum) {
+		return nil, ErrTampered
+	}
+	h, entries, err := decodeBody(body)
+	if err != nil {
+		return nil, err
+	}
+	return &Baseline{Header: h, Entries: entries}, nil
+}
+
+// Save writes b to path atomically: a temporary file in the same directory
+// is written, sealed, fsynced and renamed over path, then the directory is
+// fsynced. On any error (a full disk) the temporary file is removed and the
+// previous baseline is left as it was. Entries must be sorted (see Sort).
+func Save(path string, key []byte, b *Baseline) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating baseline directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("creating baseline: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	m := hmac.New(sha256.New, key)
+	if err := encode(io.MultiWriter(f, m), b.Header, b.Entries); err != nil {
+		return fmt.Errorf("writing baseline: %w", err)
+	}
+	if _, err := f.Write(m.Sum(nil)); err != nil {
+		return fmt.Errorf("writing baseline: %w", err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("writing baseline: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing baseline: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("closing baseline: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("replacing baseline: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// KeySize is the length of a MAC key.
+const KeySize = 32
+
+// KeyPath is where the key of the baseline at path is kept by default.
+func KeyPath(path string) string { return path + ".key" }
+
+// LoadKey reads a MAC key file, refusing one others can read or write.
+func LoadKey(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading baseline key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("reading baseline key: %s is accessible to others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
+	}
+	k, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading baseline key: %w", err)
+	}
+	if len(k) < 16 {
+		return nil, fmt.Errorf("reading baseline key: %s holds %d bytes, want at least 16", path, len(k))
+	}
+	return k, nil
+}
+
+// LoadOrCreateKey returns the key at path, creating a random one (mode 0600)
+// if there is none yet.
+func LoadOrCreateKey(path string) ([]byte, error) {
+	k, err := LoadKey(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return k, err
+	}
+	k = make([]byte, KeySize)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("creating baseline key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating baseline key: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating baseline key: %w", err)
+	}
+	if _, err := f.Write(k); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("creating baseline key: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("creating baseline key: %w", err)
+	}
+	return k, f.Close()
+}
