@@ -16,9 +16,9 @@ import (
 	"github.com/mamori-sec/mamori/event"
 )
 
-// runMamori runs the root command and returns stdout and the exit code
+// runIntegrityCmd runs the root command and returns stdout and the exit code
 // Main would give.
-func runMamori(t *testing.T, args ...string) (string, int, error) {
+func runIntegrityCmd(t *testing.T, args ...string) (string, int, error) {
 	t.Helper()
 	root := NewRoot()
 	var out bytes.Buffer
@@ -44,21 +44,21 @@ func TestIntegrityCommands(t *testing.T) {
 	os.WriteFile(filepath.Join(tree, "a"), []byte("a"), 0o644)
 	os.WriteFile(filepath.Join(tree, "b"), []byte("b"), 0o644)
 
-	if _, code, err := runMamori(t, "integrity", "init", "--no-progress", tree); code != 0 {
+	if _, code, err := runIntegrityCmd(t, "integrity", "init", "--no-progress", tree); code != 0 {
 		t.Fatalf("init: exit %d %v", code, err)
 	}
-	if _, code, _ := runMamori(t, "integrity", "init", tree); code != 2 {
+	if _, code, _ := runIntegrityCmd(t, "integrity", "init", tree); code != 2 {
 		t.Errorf("second init without --force: exit %d, want 2", code)
 	}
-	if out, code, err := runMamori(t, "integrity", "check", tree); code != 0 || out != "" {
+	if out, code, err := runIntegrityCmd(t, "integrity", "check", tree); code != 0 || out != "" {
 		t.Fatalf("clean check: exit %d %v, output %q", code, err, out)
 	}
 	os.Chmod(filepath.Join(tree, "a"), 0o600)
-	out, code, _ := runMamori(t, "integrity", "check", tree)
+	out, code, _ := runIntegrityCmd(t, "integrity", "check", tree)
 	if code != 1 || !strings.Contains(out, "0644 → 0600") {
 		t.Errorf("check after chmod: exit %d, table\n%s", code, out)
 	}
-	out, code, _ = runMamori(t, "integrity", "check", "--json", tree)
+	out, code, _ = runIntegrityCmd(t, "integrity", "check", "--json", tree)
 	var ev event.Event
 	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &ev); err != nil || code != 1 {
 		t.Fatalf("check --json: exit %d, %v: %q", code, err, out)
@@ -66,10 +66,10 @@ func TestIntegrityCommands(t *testing.T) {
 	if ev.Kind != event.KindIntegrityChange || ev.File.Path != filepath.Join(tree, "a") || ev.Changes[0] != (event.Change{Attr: "mode", Old: "0644", New: "0600"}) {
 		t.Errorf("check --json event = %+v", ev)
 	}
-	if _, code, err := runMamori(t, "integrity", "update", tree, "--only", filepath.Join(tree, "a")); code != 0 {
+	if _, code, err := runIntegrityCmd(t, "integrity", "update", tree, "--only", filepath.Join(tree, "a")); code != 0 {
 		t.Fatalf("update: exit %d %v", code, err)
 	}
-	if _, code, _ := runMamori(t, "integrity", "check", tree); code != 0 {
+	if _, code, _ := runIntegrityCmd(t, "integrity", "check", tree); code != 0 {
 		t.Errorf("check after update: exit %d, want 0", code)
 	}
 	// The update left an audit record saying who accepted what.
@@ -98,12 +98,12 @@ func TestIntegrityCommands(t *testing.T) {
 	b, _ := os.ReadFile(dbs[0])
 	b[len(b)/2] ^= 1
 	os.WriteFile(dbs[0], b, 0o600)
-	_, code, err := runMamori(t, "integrity", "check", tree)
+	_, code, err := runIntegrityCmd(t, "integrity", "check", tree)
 	if code != 2 || err == nil || !strings.Contains(err.Error(), "refusing") {
 		t.Errorf("check of tampered baseline: exit %d, %v", code, err)
 	}
 	os.WriteFile(dbs[0], b[:10], 0o600)
-	_, code, err = runMamori(t, "integrity", "check", tree)
+	_, code, err = runIntegrityCmd(t, "integrity", "check", tree)
 	if code != 2 || err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("check of truncated baseline: exit %d, %v", code, err)
 	}
@@ -113,11 +113,11 @@ func TestIntegrityPolicyErrors(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(p, []byte("rules:\n  - path: /x\n    atributes: [size]\n"), 0o644)
-	_, code, err := runMamori(t, "integrity", "init", "--policy", p, "--strict", "--baseline", filepath.Join(dir, "b"))
+	_, code, err := runIntegrityCmd(t, "integrity", "init", "--policy", p, "--strict", "--baseline", filepath.Join(dir, "b"))
 	if code != 2 || err == nil || !strings.Contains(err.Error(), "bad.yaml:3") {
 		t.Errorf("init with bad policy: exit %d, %v", code, err)
 	}
-	_, code, _ = runMamori(t, "integrity", "check", "--policy", p, dir)
+	_, code, _ = runIntegrityCmd(t, "integrity", "check", "--policy", p, dir)
 	if code != 2 {
 		t.Errorf("--policy with paths: exit %d, want 2", code)
 	}
@@ -131,7 +131,7 @@ func TestIntegrityWatch(t *testing.T) {
 	tree := filepath.Join(dir, "tree")
 	os.MkdirAll(tree, 0o755)
 	os.WriteFile(filepath.Join(tree, "a"), []byte("a"), 0o644)
-	if _, code, err := runMamori(t, "integrity", "init", tree); code != 0 {
+	if _, code, err := runIntegrityCmd(t, "integrity", "init", tree); code != 0 {
 		t.Fatalf("init: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
