@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -112,6 +113,13 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 	case "report", "quarantine", "delete":
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("--action %q: want report, quarantine or delete", f.action)}
+	}
+	if pf := os.Getenv("MAMORI_CPUPROFILE"); pf != "" {
+		// profiling hook for bench/malware, off unless asked for
+		if fh, err := os.Create(pf); err == nil {
+			pprof.StartCPUProfile(fh)
+			defer pprof.StopCPUProfile()
+		}
 	}
 	start := time.Now()
 	eng, err := malware.Load(malware.LoadOptions{Paths: f.dbs, NoDefault: f.noDefault, Strict: f.strict})
