@@ -189,12 +189,14 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 			}
 			return
 		}
+		// clamscan's line format, one line per rule (the member of an
+		// archive that matched is in the --json events)
+		seen := map[string]bool{}
 		for _, d := range r.Detections {
-			name := r.Path
-			if d.Inner != "" {
-				name += "//" + d.Inner
+			if !seen[d.Rule] {
+				seen[d.Rule] = true
+				fmt.Fprintf(out, "%s: %s FOUND\n", r.Path, d.Rule)
 			}
-			fmt.Fprintf(out, "%s: %s FOUND\n", name, d.Rule)
 		}
 		if len(r.Detections) > 0 && action != "alerted" {
 			fmt.Fprintf(out, "%s: %s\n", r.Path, strings.ToUpper(action[:1])+action[1:])
