@@ -127,6 +127,12 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 		return &ExitError{Code: 2, Err: err}
 	}
 	loadTime := time.Since(start)
+	if pf := os.Getenv("MAMORI_MEMPROFILE"); pf != "" {
+		if fh, err := os.Create(pf); err == nil {
+			pprof.Lookup("heap").WriteTo(fh, 0)
+			fh.Close()
+		}
+	}
 	if f.showIssues {
 		for _, is := range eng.Issues {
 			fmt.Fprintln(stderr, "not loaded:", is)
