@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/mamori-sec/mamori/event"
 	"github.com/mamori-sec/mamori/malware"
 	"github.com/mamori-sec/mamori/malware/quarantine"
 )
@@ -221,7 +222,18 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 	})
 	prog.stop()
 	elapsed := time.Since(scanStart)
-	if !f.json {
+	if f.json {
+		e := event.Event{Kind: event.KindScanSummary, Severity: event.SeverityInfo, Module: "antimalware",
+			Message: fmt.Sprintf("scanned %d files (%.2f MB) in %.3f s: %d infected, %d skipped, %d errors", files.Load(), float64(bytes.Load())/1e6, elapsed.Seconds(), infected.Load(), skipped.Load(), errs.Load()),
+			Fields: map[string]string{"files": fmt.Sprint(files.Load()), "bytes": fmt.Sprint(bytes.Load()), "infected": fmt.Sprint(infected.Load()),
+				"skipped": fmt.Sprint(skipped.Load()), "errors": fmt.Sprint(errs.Load()), "signatures": fmt.Sprint(eng.Rules()),
+				"signatures_not_loaded": fmt.Sprint(len(eng.Issues)), "seconds": fmt.Sprintf("%.3f", elapsed.Seconds())}}
+		e.Fill()
+		if b, err := e.MarshalOCSF(); err == nil {
+			out.Write(b)
+			out.WriteByte('\n')
+		}
+	} else {
 		fmt.Fprintf(out, "\n----------- SCAN SUMMARY -----------\n")
 		fmt.Fprintf(out, "Known viruses: %d\n", eng.Rules())
 		fmt.Fprintf(out, "Engine version: mamori %s\n", Version)
