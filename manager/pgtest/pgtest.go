@@ -138,7 +138,9 @@ func startCluster() (string, error) {
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return "", err
 		}
-		run = func(args ...string) *exec.Cmd { return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...) }
+		run = func(args ...string) *exec.Cmd {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
 	}
 	port, err := freePort()
 	if err != nil {

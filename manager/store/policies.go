@@ -146,3 +146,12 @@ func (s *Store) DeletePolicy(ctx context.Context, tenant, id string) error {
 		return affected(tx.ExecContext(ctx, `DELETE FROM policies WHERE tenant_id = $1 AND id = $2`, tenant, id))
 	})
 }
+
+// PolicyByName finds a tenant's policy by name.
+func (s *Store) PolicyByName(ctx context.Context, tenant, name string) (api.Policy, error) {
+	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies WHERE tenant_id = $1 AND name = $2`, tenant, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, ErrNotFound
+	}
+	return p, err
+}

@@ -122,3 +122,11 @@ func (s *Store) Enroll(ctx context.Context, secret string, c api.Computer) (api.
 	}
 	return c, tok, nil
 }
+
+// TokenTenant tells which tenant a token secret belongs to, without using
+// it (to attribute a refused enrolment in the audit log).
+func (s *Store) TokenTenant(ctx context.Context, secret string) string {
+	var t string
+	_ = s.db.QueryRowContext(ctx, `SELECT tenant_id FROM enrollment_tokens WHERE hash = $1`, HashSecret(secret)).Scan(&t)
+	return t
+}
