@@ -274,16 +274,24 @@ func WithTTL(d time.Duration) TokenOption {
 }
 
 // WithMaxUses sets how many agents may enrol with the token (default 1).
-func WithMaxUses(n int) TokenOption { return func(r *api.TokenRequest, _ *time.Duration) { r.MaxUses = n } }
+func WithMaxUses(n int) TokenOption {
+	return func(r *api.TokenRequest, _ *time.Duration) { r.MaxUses = n }
+}
 
 // WithPolicy, WithGroup and WithTags set what enrolled computers get.
-func WithPolicy(id string) TokenOption { return func(r *api.TokenRequest, _ *time.Duration) { r.PolicyID = id } }
+func WithPolicy(id string) TokenOption {
+	return func(r *api.TokenRequest, _ *time.Duration) { r.PolicyID = id }
+}
 
 // WithGroup sets the group of computers enrolled with the token.
-func WithGroup(g string) TokenOption { return func(r *api.TokenRequest, _ *time.Duration) { r.Group = g } }
+func WithGroup(g string) TokenOption {
+	return func(r *api.TokenRequest, _ *time.Duration) { r.Group = g }
+}
 
 // WithTags sets the tags of computers enrolled with the token.
-func WithTags(t ...string) TokenOption { return func(r *api.TokenRequest, _ *time.Duration) { r.Tags = t } }
+func WithTags(t ...string) TokenOption {
+	return func(r *api.TokenRequest, _ *time.Duration) { r.Tags = t }
+}
 
 // CreateEnrollmentToken makes a token for tenantID ("" = default tenant).
 func (m *Manager) CreateEnrollmentToken(ctx context.Context, tenantID string, opts ...TokenOption) (string, error) {

@@ -50,7 +50,9 @@ func newMetrics() *metrics {
 	return m
 }
 
-func (m *metrics) observeDB(op string, d time.Duration) { m.db.WithLabelValues(op).Observe(d.Seconds()) }
+func (m *metrics) observeDB(op string, d time.Duration) {
+	m.db.WithLabelValues(op).Observe(d.Seconds())
+}
 
 func (m *metrics) handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
