@@ -44,6 +44,7 @@ var migrations embed.FS
 type Store struct {
 	db      *sql.DB
 	dialect string
+	conn    string // driver connection string (SQLite: the file path)
 	// Observe, when set, is told how long each named operation took (for
 	// the DB timing metrics).
 	Observe func(op string, d time.Duration)
@@ -100,7 +101,7 @@ func Open(ctx context.Context, dsn, dataDir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s database: %w", dialect, err)
 	}
-	s := &Store{db: db, dialect: dialect}
+	s := &Store{db: db, dialect: dialect, conn: conn}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connecting to %s database: %w", dialect, err)
