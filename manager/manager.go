@@ -162,31 +162,42 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 }
 
 func (m *Manager) ensureTenant(ctx context.Context, name string) (api.Tenant, error) {
-	t, err := m.store.TenantByName(ctx, name)
+	return EnsureTenant(ctx, m.store, name, m.cfg.DefaultPolicyModules)
+}
+
+// createTenant makes a tenant with its root "default" policy.
+func (m *Manager) createTenant(ctx context.Context, name string) (api.Tenant, error) {
+	return CreateTenant(ctx, m.store, name, m.cfg.DefaultPolicyModules)
+}
+
+// CreateTenant makes a tenant with its root "default" policy (modules seed
+// it). The CLI uses it on a store without a running manager.
+func CreateTenant(ctx context.Context, st *store.Store, name string, modules api.PolicyModules) (api.Tenant, error) {
+	t, err := st.CreateTenant(ctx, name)
+	if err != nil {
+		return t, err
+	}
+	_, err = st.PutPolicy(ctx, t.ID, api.Policy{Name: "default", Description: "root policy", Modules: modules})
+	if err != nil {
+		return t, fmt.Errorf("creating default policy: %w", err)
+	}
+	return t, nil
+}
+
+// EnsureTenant returns the tenant called name, creating it when missing.
+func EnsureTenant(ctx context.Context, st *store.Store, name string, modules api.PolicyModules) (api.Tenant, error) {
+	t, err := st.TenantByName(ctx, name)
 	if err == nil {
 		return t, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return t, fmt.Errorf("reading tenant: %w", err)
 	}
-	t, err = m.createTenant(ctx, name)
+	t, err = CreateTenant(ctx, st, name, modules)
 	if errors.Is(err, store.ErrConflict) { // another manager node made it first
-		return m.store.TenantByName(ctx, name)
+		return st.TenantByName(ctx, name)
 	}
 	return t, err
-}
-
-// createTenant makes a tenant with its root "default" policy.
-func (m *Manager) createTenant(ctx context.Context, name string) (api.Tenant, error) {
-	t, err := m.store.CreateTenant(ctx, name)
-	if err != nil {
-		return t, err
-	}
-	_, err = m.store.PutPolicy(ctx, t.ID, api.Policy{Name: "default", Description: "root policy", Modules: m.cfg.DefaultPolicyModules})
-	if err != nil {
-		return t, fmt.Errorf("creating default policy: %w", err)
-	}
-	return t, nil
 }
 
 // Run serves until ctx is done, then shuts down gracefully and closes the
