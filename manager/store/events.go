@@ -35,8 +35,15 @@ func (s *Store) InsertEvents(ctx context.Context, tenant, computer string, evs [
 				if i > 0 {
 					q.WriteString(", ")
 				}
-				n := len(args)
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+				if s.dialect == SQLite {
+					// Plain ? binds without SQLite's name lookup per
+					// parameter, which is quadratic in a 5500-parameter
+					// statement.
+					q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				} else {
+					n := len(args)
+					fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+				}
 				data, err := json.Marshal(e)
 				if err != nil {
 					return fmt.Errorf("encoding event %s: %w", e.ID, err)
