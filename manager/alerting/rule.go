@@ -32,13 +32,13 @@ type RuleSpec struct {
 	Name    string `json:"name,omitempty"`
 	Enabled *bool  `json:"enabled,omitempty"` // absent = enabled
 
-	Modules     []string       `json:"modules,omitempty"`      // event.Module, exact
-	Kinds       []string       `json:"kinds,omitempty"`        // event.Kind, exact or glob ("malware.*")
+	Modules     []string    `json:"modules,omitempty"`      // event.Module, exact
+	Kinds       []string    `json:"kinds,omitempty"`        // event.Kind, exact or glob ("malware.*")
 	MinSeverity MinSeverity `json:"min_severity,omitempty"` // "medium" …; absent = any
-	Rules       []string       `json:"rules,omitempty"`        // event.Rule.ID, exact or glob
-	Groups      []string       `json:"groups,omitempty"`       // Computer.Group, exact
-	Tags        []string       `json:"tags,omitempty"`         // all must be on the computer
-	Computers   []string       `json:"computers,omitempty"`    // Computer.ID, exact
+	Rules       []string    `json:"rules,omitempty"`        // event.Rule.ID, exact or glob
+	Groups      []string    `json:"groups,omitempty"`       // Computer.Group, exact
+	Tags        []string    `json:"tags,omitempty"`         // all must be on the computer
+	Computers   []string    `json:"computers,omitempty"`    // Computer.ID, exact
 	// Contains matches case-insensitively in the message, rule name,
 	// file path, process command line, raw text and evidence.
 	Contains string `json:"contains,omitempty"`
