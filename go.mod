@@ -2,7 +2,10 @@ module github.com/mamori-sec/mamori
 
 go 1.26.8
 
-require github.com/spf13/cobra v1.10.2
+require (
+	github.com/leodido/go-syslog/v4 v4.6.0
+	github.com/spf13/cobra v1.10.2
+)
 
 require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
