@@ -3,6 +3,8 @@ module github.com/mamori-sec/mamori
 go 1.26.8
 
 require (
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
+	github.com/emersion/go-smtp v0.25.1
 	github.com/leodido/go-syslog/v4 v4.6.0
 	github.com/spf13/cobra v1.10.2
 )

@@ -22,8 +22,8 @@ type collector struct {
 	addr  string
 	mu    sync.Mutex
 	conns map[string]net.Conn // by remote address
-	msgs chan *rfc5424.SyslogMessage
-	errs chan error
+	msgs  chan *rfc5424.SyslogMessage
+	errs  chan error
 }
 
 func startCollector(t *testing.T, network string, tlsConf *tls.Config) *collector {

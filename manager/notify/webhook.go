@@ -34,8 +34,8 @@ type WebhookConfig struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Format of the events in the body: "json" (mamori's event model,
 	// default) or "ocsf".
-	Format  string   `json:"format,omitempty"`
-	Timeout Duration `json:"timeout,omitempty"` // per attempt, default 10s
+	Format  string      `json:"format,omitempty"`
+	Timeout Duration    `json:"timeout,omitempty"` // per attempt, default 10s
 	TLS     TLSSettings `json:"tls,omitempty"`
 }
 
