@@ -15,6 +15,8 @@ const (
 	TypeWebhook = "webhook"
 	TypeSyslog  = "syslog"
 	TypeMail    = "email"
+	// TypeSMTP is accepted as another name for TypeMail.
+	TypeSMTP = "smtp"
 )
 
 // Config is a notifier as the manager stores it (JSON). Settings is
@@ -64,6 +66,27 @@ func DecodeConfig(data []byte) (Config, error) {
 	return c, nil
 }
 
+// ValidateSettings checks one type's settings strictly, for a store that
+// keeps name, type and settings apart; field names in errors are relative
+// to the settings object ("url", "tls.ca_pem").
+func ValidateSettings(typ string, settings json.RawMessage) error {
+	_, err := Build("check", typ, settings, Options{})
+	return err
+}
+
+// Build is New for a notifier stored as separate name, type and settings.
+func Build(name, typ string, settings json.RawMessage, opt Options) (Notifier, error) {
+	n, err := Config{Name: name, Type: typ, Settings: settings}.build(opt.withDefaults())
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		fe.Field = strings.TrimPrefix(fe.Field, "settings.")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("configuring %s notifier %q: %w", typ, name, err)
+	}
+	return n, nil
+}
+
 // New builds the notifier a Config describes.
 func New(c Config, opt Options) (Notifier, error) {
 	n, err := c.build(opt.withDefaults())
@@ -103,7 +126,7 @@ func (c Config) build(opt Options) (Notifier, error) {
 			return nil, err
 		}
 		return NewSyslog(c.Name, s, retry, opt)
-	case TypeMail:
+	case TypeMail, TypeSMTP:
 		var s MailConfig
 		if err := decodeStrict(c.Settings, &s, "settings."); err != nil {
 			return nil, err
@@ -112,7 +135,7 @@ func (c Config) build(opt Options) (Notifier, error) {
 	case "":
 		return nil, fieldErr("type", "missing (want webhook, syslog or email)")
 	}
-	return nil, fieldErr("type", "unknown type %q (want webhook, syslog or email)", c.Type)
+	return nil, fieldErr("type", "unknown type %q (want webhook, syslog, email or smtp)", c.Type)
 }
 
 // TLSSettings are the TLS knobs the senders share.

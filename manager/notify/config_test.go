@@ -78,3 +78,14 @@ func FuzzDecodeConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateSettingsRelativeFields(t *testing.T) {
+	err := ValidateSettings("smtp", json.RawMessage(`{"address":"h:25","from":"a@b.test","to":["x"]}`))
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "to[0]" {
+		t.Errorf("ValidateSettings = %v, want field to[0]", err)
+	}
+	if err := ValidateSettings("webhook", json.RawMessage(`{"url":"https://h.test/x"}`)); err != nil {
+		t.Errorf("ValidateSettings(valid webhook) = %v", err)
+	}
+}
