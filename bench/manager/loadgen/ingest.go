@@ -33,7 +33,7 @@ func eventTemplates(host, computerID string) [][2][]byte {
 		{Kind: event.KindFirewallDrop, Severity: event.SeverityLow, Module: "firewall", Message: "dropped inbound tcp/23",
 			Src: &event.Endpoint{IP: "198.51.100.23", Port: 40112}, Dst: &event.Endpoint{IP: "192.0.2.10", Port: 23}, Protocol: "tcp", Action: "blocked"},
 		{Kind: event.KindIntegrityChange, Severity: event.SeverityHigh, Module: "integrity", Message: "/etc/passwd modified",
-			File: &event.File{Path: "/etc/passwd", Size: 1843, Mode: "0644", UID: &uid, Hashes: map[string]string{"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
+			File:    &event.File{Path: "/etc/passwd", Size: 1843, Mode: "0644", UID: &uid, Hashes: map[string]string{"sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}},
 			Changes: []event.Change{{Attr: "sha256", Old: "e3b0c442", New: "9f86d081"}}},
 		{Kind: event.KindMalwareDetection, Severity: event.SeverityCritical, Module: "antimalware", Message: "Eicar-Test-Signature", Action: "quarantined",
 			Rule: &event.Rule{ID: "clamav:Eicar-Test-Signature", Name: "Eicar-Test-Signature"}, File: &event.File{Path: "/tmp/eicar.com", Size: 68}},

@@ -240,7 +240,7 @@ type stats struct {
 func newStats() *stats { return &stats{lat: map[string][]time.Duration{}, errs: map[string]int64{}} }
 
 func (s *stats) setPhase(p phase) { s.phase.Store(int32(p)) }
-func (s *stats) current() phase    { return phase(s.phase.Load()) }
+func (s *stats) current() phase   { return phase(s.phase.Load()) }
 
 func (s *stats) observe(op string, p phase, d time.Duration) {
 	k := op + "/" + phaseNames[p]
