@@ -2,8 +2,10 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -98,8 +100,20 @@ func TestAlertsAckDismiss(t *testing.T) {
 	eachDB(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		a := e.agent(e.token(e.admin, api.TokenRequest{Group: "db"}), "m1")
+		hooks := make(chan []byte, 10)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			hooks <- b
+		}))
+		defer srv.Close()
+		var eb api.ErrorBody
+		if code := e.call(e.admin, "POST", "/api/v1/notifiers", api.NotifierRequest{Name: "hook", Type: "webhook", Config: json.RawMessage(`{"url":"ftp://x"}`)}, &eb); code != 400 || eb.Error.Field != "config.url" {
+			t.Fatalf("bad webhook url = %d %+v, want 400 on config.url", code, eb)
+		}
+		var n api.Notifier
+		e.must(e.admin, "POST", "/api/v1/notifiers", api.NotifierRequest{Name: "hook", Type: "webhook", Config: json.RawMessage(`{"url":"` + srv.URL + `"}`)}, &n)
 		var ar api.AlertRule
-		e.must(e.admin, "POST", "/api/v1/alert-rules", api.AlertRuleRequest{Name: "db high malware", Module: "antimalware", MinSeverity: "high", Group: "db"}, &ar)
+		e.must(e.admin, "POST", "/api/v1/alert-rules", api.AlertRuleRequest{Name: "db high malware", Module: "antimalware", MinSeverity: "high", Group: "db", NotifierIDs: []string{n.ID}}, &ar)
 		evs := append(managertest.Events(2, "antimalware", event.SeverityHigh), managertest.Events(3, "antimalware", event.SeverityLow)...)
 		evs = append(evs, managertest.Events(1, "integrity", event.SeverityCritical)...)
 		for i := 0; i < 2; i++ { // the retry must not alert again
@@ -111,6 +125,21 @@ func TestAlertsAckDismiss(t *testing.T) {
 		e.must(e.admin, "GET", "/api/v1/alerts?status=open", nil, &open)
 		if len(open.Items) != 2 {
 			t.Fatalf("%d open alerts, want 2", len(open.Items))
+		}
+		for i := 0; i < 2; i++ {
+			select {
+			case b := <-hooks:
+				if !strings.Contains(string(b), ar.ID) {
+					t.Fatalf("webhook body lacks the rule: %s", b)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("webhook %d not delivered", i)
+			}
+		}
+		select {
+		case b := <-hooks:
+			t.Fatalf("third webhook (the retried batch alerted again?): %s", b)
+		case <-time.After(300 * time.Millisecond):
 		}
 		var got api.Alert
 		e.must(e.admin, "POST", "/api/v1/alerts/"+open.Items[0].ID+"/acknowledge", nil, &got)

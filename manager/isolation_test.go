@@ -85,7 +85,7 @@ func TestTenantIsolation(t *testing.T) {
 			"POST /api/v1/tokens":                   api.TokenRequest{PolicyID: pA.ID},
 			"POST /api/v1/policies":                 api.PolicyRequest{Name: "child", ParentID: pA.ID},
 			"POST /api/v1/alert-rules":              api.AlertRuleRequest{Name: "x", NotifierIDs: []string{nA.ID}},
-			"POST /api/v1/notifiers":                api.NotifierRequest{Name: "nb", Type: "webhook", Config: json.RawMessage(`{}`)},
+			"POST /api/v1/notifiers":                api.NotifierRequest{Name: "nb", Type: "webhook", Config: json.RawMessage(`{"url":"http://127.0.0.1:1/"}`)},
 			"POST /api/v1/rulepacks":                api.RulePackImportURL{URL: "ftp://nowhere"},
 			"PATCH /api/v1/settings":                api.SettingsPatch{EventRetentionDays: ptr(1)},
 			"POST /api/v1/tenants":                  api.TenantRequest{Name: "c"},

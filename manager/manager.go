@@ -22,6 +22,7 @@ import (
 
 	"github.com/mamori-sec/mamori/api"
 	"github.com/mamori-sec/mamori/manager/ca"
+	"github.com/mamori-sec/mamori/manager/notify"
 	"github.com/mamori-sec/mamori/manager/store"
 	"github.com/mamori-sec/mamori/rulepack"
 )
@@ -64,6 +65,7 @@ type Manager struct {
 	srv           *http.Server
 	defaultTenant string
 	handler       http.Handler
+	dispatcher    *notify.Dispatcher
 }
 
 // DefaultTenant is the name of the tenant a fresh manager creates.
@@ -136,6 +138,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		m.store.Close()
 		return nil, err
 	}
+	m.dispatcher = notify.NewDispatcher(notify.DispatcherConfig{Logger: log})
+	m.metrics.notifyQueue = m.dispatcher.QueueDepth
 	m.handler = m.routes()
 	m.srv = &http.Server{
 		Handler: m.handler,
@@ -222,6 +226,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	stopJobs()
 	wg.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = m.dispatcher.Close(dctx)
+	cancel()
 	m.store.Close()
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

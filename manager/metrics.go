@@ -23,6 +23,7 @@ type metrics struct {
 	commandsPending  prometheus.Gauge
 	requests         *prometheus.HistogramVec
 	db               *prometheus.HistogramVec
+	notifyQueue      func() int
 }
 
 func newMetrics() *metrics {
@@ -45,6 +46,13 @@ func newMetrics() *metrics {
 		db: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mamori_manager_db_operation_duration_seconds",
 			Help: "Database operation time.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"op"}),
 	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mamori_manager_notify_queue_depth", Help: "Notifications waiting to be sent."},
+		func() float64 {
+			if m.notifyQueue == nil {
+				return 0
+			}
+			return float64(m.notifyQueue())
+		}))
 	m.reg.MustRegister(m.agents, m.heartbeats, m.heartbeatLatency, m.events, m.ingestLatency, m.enrollments, m.commandsPending, m.requests, m.db,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -1,14 +1,11 @@
 package manager
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/mamori-sec/mamori/api"
 	"github.com/mamori-sec/mamori/event"
-	"github.com/mamori-sec/mamori/manager/store"
 )
 
 func (m *Manager) validAlertRule(r *http.Request, rc *reqCtx, req api.AlertRuleRequest) error {
@@ -202,54 +199,3 @@ func (m *Manager) handleDeleteNotifier(w http.ResponseWriter, r *http.Request, r
 	return nil
 }
 
-// matches tells whether an alert rule fires for an event of a computer.
-func matches(ar api.AlertRule, c api.Computer, e event.Event) bool {
-	if !ar.Enabled {
-		return false
-	}
-	if ar.Module != "" && ar.Module != e.Module {
-		return false
-	}
-	if ar.MinSeverity != "" {
-		s, err := event.ParseSeverity(ar.MinSeverity)
-		if err != nil || e.Severity < s {
-			return false
-		}
-	}
-	if ar.RuleID != "" && (e.Rule == nil || e.Rule.ID != ar.RuleID) {
-		return false
-	}
-	if ar.Group != "" && ar.Group != c.Group {
-		return false
-	}
-	return true
-}
-
-// alertOn raises alerts for newly stored events and hands them to the
-// notifiers. Failures are logged: the events are stored either way.
-func (m *Manager) alertOn(ctx context.Context, c api.Computer, evs []event.Event) {
-	rules, err := m.store.AlertRules(ctx, c.TenantID)
-	if err != nil || len(rules) == 0 {
-		if err != nil {
-			m.log.Error("reading alert rules", "err", err)
-		}
-		return
-	}
-	for _, e := range evs {
-		for _, ar := range rules {
-			if !matches(ar, c, e) {
-				continue
-			}
-			a := api.Alert{ID: store.NewID("al_"), TenantID: c.TenantID, AlertRuleID: ar.ID, EventID: e.ID, ComputerID: c.ID,
-				Severity: e.Severity.String(), Message: e.Message, Created: time.Now().UTC()}
-			fresh, err := m.store.InsertAlert(ctx, a)
-			if err != nil {
-				m.log.Error("storing alert", "err", err)
-				continue
-			}
-			if fresh {
-				m.notify(ctx, ar, a, e)
-			}
-		}
-	}
-}
