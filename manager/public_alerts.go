@@ -198,4 +198,3 @@ func (m *Manager) handleDeleteNotifier(w http.ResponseWriter, r *http.Request, r
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-

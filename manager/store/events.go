@@ -23,8 +23,11 @@ const eventRowsPerInsert = 500
 // looks only at those, so a retried batch never alerts twice).
 func (s *Store) InsertEvents(ctx context.Context, tenant, computer string, evs []event.Event) (map[string]bool, error) {
 	defer s.observe("insert_events", time.Now())
-	inserted := make(map[string]bool, len(evs))
 	recv := now()
+	if s.dialect == Postgres && len(evs) > 0 {
+		return s.insertEventsPG(ctx, tenant, computer, evs, recv)
+	}
+	inserted := make(map[string]bool, len(evs))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for start := 0; start < len(evs); start += eventRowsPerInsert {
 			end := min(start+eventRowsPerInsert, len(evs))
