@@ -1,0 +1,48 @@
+// Package selfprotect guards the agent's own footprint: its data directory
+// (certificates, key, cached policy, queued events) is made root-only, and
+// its binary and configuration files are watched so that a change is
+// reported as an event.
+package selfprotect
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Harden makes dir and everything below it owner-only (directories 0700,
+// files 0600) and returns the paths it had to fix. Symlinks are left alone:
+// following them could chmod files outside the data directory.
+func Harden(dir string) ([]string, error) {
+	var fixed []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+		} else if !fi.Mode().IsRegular() {
+			return nil
+		}
+		if fi.Mode().Perm()&^want != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&want); err != nil {
+				return fmt.Errorf("hardening %s: %w", p, err)
+			}
+			fixed = append(fixed, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fixed, fmt.Errorf("hardening %s: %w", dir, err)
+	}
+	return fixed, nil
+}
