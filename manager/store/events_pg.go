@@ -72,4 +72,3 @@ func (s *Store) insertEventsPG(ctx context.Context, tenant, computer string, evs
 	}
 	return inserted, nil
 }
-

@@ -85,7 +85,11 @@ func (g *genModule) Run(ctx context.Context, emit func(event.Event)) error {
 		}
 		emit(event.Event{ID: fmt.Sprintf("%s-%06d", cfg.Run, next), Time: time.Now().UTC(), Kind: "test.generated",
 			Severity: event.SeverityLow, Message: fmt.Sprintf("generated %d", next)})
-		_ = os.WriteFile(g.progressFile(), []byte(fmt.Sprintf("%s %d\n", cfg.Run, next+1)), 0o600)
+		// Replace, not rewrite in place: the test reads it concurrently.
+		tmp := g.progressFile() + ".tmp"
+		if os.WriteFile(tmp, []byte(fmt.Sprintf("%s %d\n", cfg.Run, next+1)), 0o600) == nil {
+			_ = os.Rename(tmp, g.progressFile())
+		}
 		g.mu.Lock()
 		g.next = next + 1
 		g.mu.Unlock()

@@ -3,7 +3,6 @@ package spine
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -118,6 +117,7 @@ func inProcAgent(t *testing.T, url string, ca []byte, token string) {
 func TestManagerKilledWhileIngesting(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
+			t.Parallel() // the two databases share nothing
 			pm := newProcManager(t, d)
 			st := pm.openStore()
 			run := "kill" + randHex(3)
@@ -145,6 +145,7 @@ func TestManagerKilledWhileIngesting(t *testing.T) {
 func TestAgentKilledWhileUploading(t *testing.T) {
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
+			t.Parallel() // the two databases share nothing
 			pm := newProcManager(t, d)
 			st := pm.openStore()
 			run := "akill" + randHex(3)
@@ -173,6 +174,7 @@ func TestManagerDownWhileAgentsEmit(t *testing.T) {
 	}
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
+			t.Parallel() // the two databases share nothing
 			pm := newProcManager(t, d)
 			st := pm.openStore()
 			runA, runB := "downa"+randHex(3), "downb"+randHex(3)
@@ -199,4 +201,3 @@ func TestManagerDownWhileAgentsEmit(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprintf
