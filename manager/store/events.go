@@ -13,10 +13,6 @@ import (
 	"github.com/mamori-sec/mamori/event"
 )
 
-// eventRowsPerInsert keeps a multi-row INSERT under both databases' bound
-// parameter limits (SQLite 32766, PostgreSQL 65535) at 11 columns a row.
-const eventRowsPerInsert = 500
-
 // InsertEvents stores a batch for one computer in one transaction. Events
 // whose ID the tenant already has are skipped: that is what makes agent
 // retries exactly-once. It returns the IDs actually inserted (alerting
@@ -27,54 +23,38 @@ func (s *Store) InsertEvents(ctx context.Context, tenant, computer string, evs [
 	if s.dialect == Postgres && len(evs) > 0 {
 		return s.insertEventsPG(ctx, tenant, computer, evs, recv)
 	}
+	return s.insertEventsSQLite(ctx, tenant, computer, evs, recv)
+}
+
+// insertEventsSQLite runs one prepared single-row INSERT per event inside
+// one transaction. A multi-row INSERT would be one statement, but SQLite
+// then keeps a statement journal for it (the rows may need undoing on a
+// constraint error), and its allocation churn cost more than the
+// statements saved.
+func (s *Store) insertEventsSQLite(ctx context.Context, tenant, computer string, evs []event.Event, recv int64) (map[string]bool, error) {
 	inserted := make(map[string]bool, len(evs))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		for start := 0; start < len(evs); start += eventRowsPerInsert {
-			end := min(start+eventRowsPerInsert, len(evs))
-			var q strings.Builder
-			q.WriteString(`INSERT INTO events (tenant_id, id, computer_id, time, kind, module, severity, rule_id, message, data, received_at) VALUES `)
-			args := make([]any, 0, (end-start)*11)
-			for i, e := range evs[start:end] {
-				if i > 0 {
-					q.WriteString(", ")
-				}
-				if s.dialect == SQLite {
-					// Plain ? binds without SQLite's name lookup per
-					// parameter, which is quadratic in a 5500-parameter
-					// statement.
-					q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-				} else {
-					n := len(args)
-					fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
-				}
-				data, err := json.Marshal(e)
-				if err != nil {
-					return fmt.Errorf("encoding event %s: %w", e.ID, err)
-				}
-				rule := ""
-				if e.Rule != nil {
-					rule = e.Rule.ID
-				}
-				args = append(args, tenant, e.ID, computer, e.Time.UnixNano(), string(e.Kind), e.Module, int(e.Severity), rule, e.Message, string(data), recv)
-			}
-			q.WriteString(` ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id`)
-			rows, err := tx.QueryContext(ctx, q.String(), args...)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (tenant_id, id, computer_id, time, kind, module, severity, rule_id, message, data, received_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO NOTHING`)
+		if err != nil {
+			return fmt.Errorf("preparing event insert: %w", err)
+		}
+		defer stmt.Close()
+		for _, e := range evs {
+			data, err := json.Marshal(e)
 			if err != nil {
-				return fmt.Errorf("inserting events: %w", err)
+				return fmt.Errorf("encoding event %s: %w", e.ID, err)
 			}
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				inserted[id] = true
+			rule := ""
+			if e.Rule != nil {
+				rule = e.Rule.ID
 			}
-			if err := rows.Close(); err != nil {
-				return err
+			r, err := stmt.ExecContext(ctx, tenant, e.ID, computer, e.Time.UnixNano(), string(e.Kind), e.Module, int(e.Severity), rule, e.Message, string(data), recv)
+			if err != nil {
+				return fmt.Errorf("inserting event %s: %w", e.ID, err)
 			}
-			if err := rows.Err(); err != nil {
-				return err
+			if n, _ := r.RowsAffected(); n == 1 {
+				inserted[e.ID] = true
 			}
 		}
 		return nil

@@ -93,7 +93,7 @@ func Open(ctx context.Context, dsn, dataDir string) (*Store, error) {
 		}
 		// Immediate transactions take the write lock at BEGIN, so two
 		// writers queue on busy_timeout instead of failing at upgrade.
-		db, err = sql.Open("sqlite", "file:"+conn+"?_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=busy_timeout(20000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32768)")
+		db, err = sql.Open("sqlite", "file:"+conn+"?_txlock=immediate&_pragma=page_size(16384)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(20000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32768)")
 		if err == nil {
 			db.SetMaxOpenConns(8)
 		}

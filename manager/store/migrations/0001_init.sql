@@ -143,10 +143,10 @@ CREATE TABLE events (
 	received_at BIGINT NOT NULL,
 	PRIMARY KEY (tenant_id, id)
 );
+-- Few indexes on purpose: each costs ingest about a quarter of its speed.
+-- Module, severity, rule and text filters scan the time index newest first.
 CREATE INDEX events_time ON events (tenant_id, time, id);
 CREATE INDEX events_computer ON events (tenant_id, computer_id, time);
-CREATE INDEX events_module ON events (tenant_id, module, severity, time);
-CREATE INDEX events_rule ON events (tenant_id, rule_id, time);
 
 CREATE TABLE alert_rules (
 	id TEXT PRIMARY KEY,
