@@ -155,19 +155,19 @@ func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, rc *re
 	}
 	// Keep recorded identity fields: the heartbeat may not overwrite them.
 	hb.Host.MachineID, hb.Host.InstanceID = c.Host.MachineID, c.Host.InstanceID
-	if err := m.store.RecordHeartbeat(ctx, c, hb, skew, now); err != nil {
-		return err
-	}
+	m.hbw.add(store.HeartbeatRecord{TenantID: c.TenantID, ComputerID: c.ID, Heartbeat: hb, Skew: skew, At: now})
 	m.metrics.heartbeats.Inc()
 	var resp api.HeartbeatResponse
 	waited := time.Duration(0)
+	cur := c // as read for authentication; re-read after each wake-up
 	for {
 		// Watch before reading, so a change between the read and the wait
 		// still wakes us.
 		wc, wt := m.hub.watch(computerKey(c.ID)), m.hub.watch(tenantKey(c.TenantID))
-		cur, err := m.store.Computer(ctx, c.TenantID, c.ID)
-		if err != nil {
-			return err
+		if waited > 0 {
+			if cur, err = m.store.Computer(ctx, c.TenantID, c.ID); err != nil {
+				return err
+			}
 		}
 		ep, _, err := m.effective(ctx, cur)
 		if err != nil {

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,6 +93,10 @@ func writeError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err er
 		ae = errf(http.StatusConflict, "", "%v", err)
 	case errors.Is(err, store.ErrBadCursor):
 		ae = errf(http.StatusBadRequest, "cursor", "invalid cursor")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away (a long-poll dropped, a timeout): nothing
+		// to log and nobody to answer.
+		return
 	default:
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errf(http.StatusInternalServerError, "", "internal error")

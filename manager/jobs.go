@@ -23,6 +23,9 @@ func (m *Manager) runJobs(ctx context.Context) {
 }
 
 func (m *Manager) runJobsOnce(ctx context.Context, now time.Time) {
+	if err := m.hbw.flush(ctx); err != nil && ctx.Err() == nil {
+		m.log.Error("storing heartbeats", "err", err)
+	}
 	if err := m.distributeDue(ctx, now); err != nil && ctx.Err() == nil {
 		m.log.Error("distributing rule packs", "err", err)
 	}
@@ -68,6 +71,7 @@ func (m *Manager) cleanupInactive(ctx context.Context, tenant string, before tim
 }
 
 func (m *Manager) refreshGauges(ctx context.Context, now time.Time) {
+	_ = m.hbw.flush(ctx)
 	cs, err := m.store.AllComputers(ctx)
 	if err != nil {
 		return

@@ -66,6 +66,9 @@ type Manager struct {
 	defaultTenant string
 	handler       http.Handler
 	dispatcher    *notify.Dispatcher
+	remembered    sync.Map // tenant/version of effective policies stored
+	hbw           *hbWriter
+	policies      policyCache
 }
 
 // DefaultTenant is the name of the tenant a fresh manager creates.
@@ -138,6 +141,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		m.store.Close()
 		return nil, err
 	}
+	m.hbw = newHBWriter(m.store, log, 250*time.Millisecond)
 	m.dispatcher = notify.NewDispatcher(notify.DispatcherConfig{Logger: log})
 	m.metrics.notifyQueue = m.dispatcher.QueueDepth
 	m.handler = m.routes()
@@ -210,8 +214,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	jobsCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); m.runJobs(jobsCtx) }()
+	go func() { defer wg.Done(); m.hbw.run(jobsCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- m.srv.ServeTLS(m.ln, "", "") }()
 	m.log.Info("manager listening", "url", m.URL(), "db", m.store.Dialect())

@@ -194,7 +194,7 @@ func (m *Manager) handlePatchSettings(w http.ResponseWriter, r *http.Request, rc
 		return err
 	}
 	m.audit(r.Context(), rc, "", "settings.update", "settings", "", p)
-	m.hub.notify(tenantKey(rc.tenant))
+	m.changed(rc.tenant)
 	writeJSON(w, http.StatusOK, st)
 	return nil
 }

@@ -50,6 +50,9 @@ func (m *Manager) withState(r *http.Request, tenant string, cs []api.Computer) e
 }
 
 func (m *Manager) handleListComputers(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
+	if err := m.hbw.flush(r.Context()); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	cs, err := m.store.Computers(r.Context(), rc.tenant, store.ComputerFilter{Group: q.Get("group"), PolicyID: q.Get("policy_id"), Hostname: q.Get("hostname")})
 	if err != nil {
@@ -66,6 +69,9 @@ func (m *Manager) handleListComputers(w http.ResponseWriter, r *http.Request, rc
 }
 
 func (m *Manager) computer(r *http.Request, rc *reqCtx) (api.Computer, error) {
+	if err := m.hbw.flush(r.Context()); err != nil {
+		return api.Computer{}, err
+	}
 	c, err := m.store.Computer(r.Context(), rc.tenant, r.PathValue("id"))
 	if err != nil {
 		return c, err
@@ -173,6 +179,9 @@ func (m *Manager) handleComputerResolved(w http.ResponseWriter, r *http.Request,
 // to the version the agent last applied, to to the current one.
 func (m *Manager) handleComputerPolicyDiff(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	ctx := r.Context()
+	if err := m.hbw.flush(ctx); err != nil {
+		return err
+	}
 	c, err := m.store.Computer(ctx, rc.tenant, r.PathValue("id"))
 	if err != nil {
 		return err

@@ -59,7 +59,7 @@ func (m *Manager) putPolicy(w http.ResponseWriter, r *http.Request, rc *reqCtx, 
 		action, status = "policy.create", http.StatusCreated
 	}
 	m.audit(r.Context(), rc, "", action, "policy", p.ID, req)
-	m.hub.notify(tenantKey(rc.tenant))
+	m.changed(rc.tenant)
 	writeJSON(w, status, p)
 	return nil
 }

@@ -206,7 +206,7 @@ func (m *Manager) distributeDue(ctx context.Context, now time.Time) error {
 		}
 		_ = m.store.Audit(ctx, api.AuditEntry{TenantID: p.TenantID, Actor: "system", Action: "rulepack.distribute", ObjectType: "rulepack", ObjectID: p.Name + "/" + p.Version,
 			Detail: []byte(fmt.Sprintf(`{"schedule":%q}`, sc))})
-		m.hub.notify(tenantKey(p.TenantID))
+		m.changed(p.TenantID)
 	}
 	return nil
 }

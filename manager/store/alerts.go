@@ -33,7 +33,7 @@ func (s *Store) PutAlertRule(ctx context.Context, tenant string, r api.AlertRule
 	}
 	if r.ID == "" {
 		r.ID, r.Created = NewID("ar_"), toTime(now())
-		_, err := s.db.ExecContext(ctx, `INSERT INTO alert_rules (`+alertRuleCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		_, err := s.exec(ctx, `INSERT INTO alert_rules (`+alertRuleCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			r.ID, tenant, r.Name, b2i(r.Enabled), r.Module, r.MinSeverity, r.RuleID, r.Group, js(r.NotifierIDs), fromTime(r.Created))
 		return r, err
 	}
@@ -42,7 +42,7 @@ func (s *Store) PutAlertRule(ctx context.Context, tenant string, r api.AlertRule
 		return r, err
 	}
 	r.Created = old.Created
-	return r, affected(s.db.ExecContext(ctx, `UPDATE alert_rules SET name = $1, enabled = $2, module = $3, min_severity = $4, rule_id = $5, grp = $6, notifier_ids = $7 WHERE tenant_id = $8 AND id = $9`,
+	return r, affected(s.exec(ctx, `UPDATE alert_rules SET name = $1, enabled = $2, module = $3, min_severity = $4, rule_id = $5, grp = $6, notifier_ids = $7 WHERE tenant_id = $8 AND id = $9`,
 		r.Name, b2i(r.Enabled), r.Module, r.MinSeverity, r.RuleID, r.Group, js(r.NotifierIDs), tenant, r.ID))
 }
 
@@ -75,12 +75,12 @@ func (s *Store) AlertRules(ctx context.Context, tenant string) ([]api.AlertRule,
 
 // DeleteAlertRule removes a rule.
 func (s *Store) DeleteAlertRule(ctx context.Context, tenant, id string) error {
-	return affected(s.db.ExecContext(ctx, `DELETE FROM alert_rules WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	return affected(s.exec(ctx, `DELETE FROM alert_rules WHERE tenant_id = $1 AND id = $2`, tenant, id))
 }
 
 // InsertAlert records an alert once per rule and event.
 func (s *Store) InsertAlert(ctx context.Context, a api.Alert) (bool, error) {
-	r, err := s.db.ExecContext(ctx, `INSERT INTO alerts (id, tenant_id, alert_rule_id, event_id, computer_id, severity, message, status, created_at, updated_at)
+	r, err := s.exec(ctx, `INSERT INTO alerts (id, tenant_id, alert_rule_id, event_id, computer_id, severity, message, status, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (tenant_id, alert_rule_id, event_id) DO NOTHING`,
 		a.ID, a.TenantID, a.AlertRuleID, a.EventID, a.ComputerID, a.Severity, a.Message, api.AlertOpen, fromTime(a.Created))
 	if err != nil {
@@ -138,7 +138,7 @@ func (s *Store) Alert(ctx context.Context, tenant, id string) (api.Alert, error)
 
 // SetAlertStatus acknowledges or dismisses an alert.
 func (s *Store) SetAlertStatus(ctx context.Context, tenant, id, status, by string) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE alerts SET status = $1, updated_at = $2, updated_by = $3 WHERE tenant_id = $4 AND id = $5`, status, now(), by, tenant, id))
+	return affected(s.exec(ctx, `UPDATE alerts SET status = $1, updated_at = $2, updated_by = $3 WHERE tenant_id = $4 AND id = $5`, status, now(), by, tenant, id))
 }
 
 const notifierCols = `id, tenant_id, name, type, config, created_at`
@@ -160,7 +160,7 @@ func (s *Store) PutNotifier(ctx context.Context, tenant string, n api.Notifier) 
 	}
 	if n.ID == "" {
 		n.ID, n.Created = NewID("n_"), toTime(now())
-		_, err := s.db.ExecContext(ctx, `INSERT INTO notifiers (`+notifierCols+`) VALUES ($1, $2, $3, $4, $5, $6)`, n.ID, tenant, n.Name, n.Type, string(n.Config), fromTime(n.Created))
+		_, err := s.exec(ctx, `INSERT INTO notifiers (`+notifierCols+`) VALUES ($1, $2, $3, $4, $5, $6)`, n.ID, tenant, n.Name, n.Type, string(n.Config), fromTime(n.Created))
 		return n, err
 	}
 	old, err := s.Notifier(ctx, tenant, n.ID)
@@ -168,7 +168,7 @@ func (s *Store) PutNotifier(ctx context.Context, tenant string, n api.Notifier) 
 		return n, err
 	}
 	n.Created = old.Created
-	return n, affected(s.db.ExecContext(ctx, `UPDATE notifiers SET name = $1, type = $2, config = $3 WHERE tenant_id = $4 AND id = $5`, n.Name, n.Type, string(n.Config), tenant, n.ID))
+	return n, affected(s.exec(ctx, `UPDATE notifiers SET name = $1, type = $2, config = $3 WHERE tenant_id = $4 AND id = $5`, n.Name, n.Type, string(n.Config), tenant, n.ID))
 }
 
 // Notifier reads one notifier.
@@ -200,5 +200,5 @@ func (s *Store) Notifiers(ctx context.Context, tenant string) ([]api.Notifier, e
 
 // DeleteNotifier removes a notifier.
 func (s *Store) DeleteNotifier(ctx context.Context, tenant, id string) error {
-	return affected(s.db.ExecContext(ctx, `DELETE FROM notifiers WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	return affected(s.exec(ctx, `DELETE FROM notifiers WHERE tenant_id = $1 AND id = $2`, tenant, id))
 }

@@ -19,7 +19,7 @@ func (s *Store) Audit(ctx context.Context, e api.AuditEntry) error {
 	if len(e.Detail) > 0 {
 		detail = string(e.Detail)
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO audit_log (tenant_id, at, actor, action, object_type, object_id, remote, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	_, err := s.exec(ctx, `INSERT INTO audit_log (tenant_id, at, actor, action, object_type, object_id, remote, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		e.TenantID, fromTime(e.Time), e.Actor, e.Action, e.ObjectType, e.ObjectID, e.Remote, detail)
 	return err
 }

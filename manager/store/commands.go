@@ -16,7 +16,7 @@ func (s *Store) QueueCommand(ctx context.Context, tenant, computer string, typ s
 	if args == nil {
 		args = map[string]string{}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO commands (id, tenant_id, computer_id, type, args, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err := s.exec(ctx, `INSERT INTO commands (id, tenant_id, computer_id, type, args, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		c.ID, tenant, computer, typ, js(args), fromTime(c.Created))
 	return c, err
 }
@@ -48,7 +48,7 @@ func (s *Store) PendingCommands(ctx context.Context, tenant, computer string) ([
 	}
 	rows.Close()
 	if len(out) > 0 {
-		if _, err := s.db.ExecContext(ctx, `UPDATE commands SET delivered_at = $1 WHERE tenant_id = $2 AND computer_id = $3 AND acked_at = 0 AND delivered_at = 0`, now(), tenant, computer); err != nil {
+		if _, err := s.exec(ctx, `UPDATE commands SET delivered_at = $1 WHERE tenant_id = $2 AND computer_id = $3 AND acked_at = 0 AND delivered_at = 0`, now(), tenant, computer); err != nil {
 			return nil, err
 		}
 	}
@@ -57,7 +57,7 @@ func (s *Store) PendingCommands(ctx context.Context, tenant, computer string) ([
 
 // AckCommand records a command's outcome, reported by its computer.
 func (s *Store) AckCommand(ctx context.Context, tenant, computer, id string, ack api.CommandAck) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE commands SET acked_at = $1, ok = $2, error = $3 WHERE tenant_id = $4 AND computer_id = $5 AND id = $6`,
+	return affected(s.exec(ctx, `UPDATE commands SET acked_at = $1, ok = $2, error = $3 WHERE tenant_id = $4 AND computer_id = $5 AND id = $6`,
 		now(), b2i(ack.OK), ack.Error, tenant, computer, id))
 }
 

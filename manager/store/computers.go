@@ -126,38 +126,67 @@ func (s *Store) AllComputers(ctx context.Context) ([]api.Computer, error) {
 	return out, rows.Err()
 }
 
+// HeartbeatRecord is one heartbeat to store.
+type HeartbeatRecord struct {
+	TenantID, ComputerID string
+	Heartbeat            api.Heartbeat
+	Skew                 time.Duration
+	At                   time.Time
+}
+
 // RecordHeartbeat stores what an agent reported.
 func (s *Store) RecordHeartbeat(ctx context.Context, c api.Computer, hb api.Heartbeat, skew time.Duration, at time.Time) error {
-	defer s.observe("record_heartbeat", time.Now())
-	h := hb.Host
-	if h.IPs == nil {
-		h.IPs = []string{}
+	return s.RecordHeartbeats(ctx, []HeartbeatRecord{{TenantID: c.TenantID, ComputerID: c.ID, Heartbeat: hb, Skew: skew, At: at}})
+}
+
+// RecordHeartbeats stores many heartbeats in one transaction: the manager
+// coalesces them, since one write per heartbeat would make the database's
+// single writer the limit of how many agents it serves.
+func (s *Store) RecordHeartbeats(ctx context.Context, recs []HeartbeatRecord) error {
+	if len(recs) == 0 {
+		return nil
 	}
-	mods, packs := hb.Modules, hb.RulePacks
-	if mods == nil {
-		mods = []api.ModuleState{}
-	}
-	if packs == nil {
-		packs = []api.RulePackRef{}
-	}
-	_, err := s.db.ExecContext(ctx, `UPDATE computers SET hostname = $1, os = $2, kernel = $3, arch = $4, ips = $5, agent_version = $6,
+	defer s.observe("record_heartbeats", time.Now())
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `UPDATE computers SET hostname = $1, os = $2, kernel = $3, arch = $4, ips = $5, agent_version = $6,
 		applied_policy_version = $7, policy_error = $8, modules = $9, rulepacks = $10, queue_depth = $11, dropped = $12, clock_skew_ms = $13, last_heartbeat = $14
-		WHERE tenant_id = $15 AND id = $16`,
-		h.Hostname, h.OS, h.Kernel, h.Arch, js(h.IPs), h.AgentVersion, hb.PolicyVersion, hb.PolicyError, js(mods), js(packs),
-		hb.QueueDepth, hb.Dropped, skew.Milliseconds(), fromTime(at), c.TenantID, c.ID)
-	return err
+		WHERE tenant_id = $15 AND id = $16`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, r := range recs {
+			hb := r.Heartbeat
+			h := hb.Host
+			if h.IPs == nil {
+				h.IPs = []string{}
+			}
+			mods, packs := hb.Modules, hb.RulePacks
+			if mods == nil {
+				mods = []api.ModuleState{}
+			}
+			if packs == nil {
+				packs = []api.RulePackRef{}
+			}
+			if _, err := stmt.ExecContext(ctx, h.Hostname, h.OS, h.Kernel, h.Arch, js(h.IPs), h.AgentVersion, hb.PolicyVersion, hb.PolicyError, js(mods), js(packs),
+				hb.QueueDepth, hb.Dropped, r.Skew.Milliseconds(), fromTime(r.At), r.TenantID, r.ComputerID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // SetCertificate records a renewed certificate: the old serial stops
 // working at once.
 func (s *Store) SetCertificate(ctx context.Context, tenant, id, serial, fingerprint string, notAfter time.Time) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE computers SET cert_serial = $1, cert_fingerprint = $2, cert_not_after = $3 WHERE tenant_id = $4 AND id = $5`,
+	return affected(s.exec(ctx, `UPDATE computers SET cert_serial = $1, cert_fingerprint = $2, cert_not_after = $3 WHERE tenant_id = $4 AND id = $5`,
 		serial, fingerprint, fromTime(notAfter), tenant, id))
 }
 
 // SetDeactivated deactivates (or reactivates) a computer.
 func (s *Store) SetDeactivated(ctx context.Context, tenant, id string, deactivated bool) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE computers SET deactivated = $1 WHERE tenant_id = $2 AND id = $3`, b2i(deactivated), tenant, id))
+	return affected(s.exec(ctx, `UPDATE computers SET deactivated = $1 WHERE tenant_id = $2 AND id = $3`, b2i(deactivated), tenant, id))
 }
 
 // PatchComputer changes assignment fields.

@@ -158,7 +158,7 @@ func (s *Store) CountEvents(ctx context.Context, tenant string) (int, error) {
 
 // PruneEvents deletes the tenant's events older than before.
 func (s *Store) PruneEvents(ctx context.Context, tenant string, before time.Time) (int64, error) {
-	r, err := s.db.ExecContext(ctx, `DELETE FROM events WHERE tenant_id = $1 AND time < $2`, tenant, before.UnixNano())
+	r, err := s.exec(ctx, `DELETE FROM events WHERE tenant_id = $1 AND time < $2`, tenant, before.UnixNano())
 	if err != nil {
 		return 0, err
 	}

@@ -12,7 +12,7 @@ import (
 // RememberPolicy keeps an effective policy by version (first one wins: the
 // version is a content hash, so later ones are the same).
 func (s *Store) RememberPolicy(ctx context.Context, tenant string, ep api.EffectivePolicy) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO policy_versions (tenant_id, version, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, version) DO NOTHING`,
+	_, err := s.exec(ctx, `INSERT INTO policy_versions (tenant_id, version, body, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, version) DO NOTHING`,
 		tenant, ep.Version, js(ep), now())
 	return err
 }

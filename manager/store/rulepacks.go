@@ -13,7 +13,7 @@ import (
 // name+version again is a conflict unless the archive is identical.
 func (s *Store) PutRulePack(ctx context.Context, tenant string, p api.RulePack, archive []byte) (api.RulePack, error) {
 	p.Imported = toTime(now())
-	_, err := s.db.ExecContext(ctx, `INSERT INTO rulepacks (tenant_id, name, version, sha256, description, files, archive, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	_, err := s.exec(ctx, `INSERT INTO rulepacks (tenant_id, name, version, sha256, description, files, archive, imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		tenant, p.Name, p.Version, p.SHA256, p.Description, p.Files, archive, fromTime(p.Imported))
 	if isUnique(err) {
 		old, gerr := s.RulePack(ctx, tenant, p.Name, p.Version)
@@ -114,7 +114,7 @@ func (s *Store) Schedule(ctx context.Context, tenant, name string) (string, erro
 
 // SetSchedule sets a pack's schedule.
 func (s *Store) SetSchedule(ctx context.Context, tenant, name, schedule string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO rulepack_schedules (tenant_id, name, schedule) VALUES ($1, $2, $3)
+	_, err := s.exec(ctx, `INSERT INTO rulepack_schedules (tenant_id, name, schedule) VALUES ($1, $2, $3)
 		ON CONFLICT (tenant_id, name) DO UPDATE SET schedule = excluded.schedule`, tenant, name, schedule)
 	return err
 }
@@ -162,5 +162,5 @@ func (s *Store) PendingPacks(ctx context.Context) ([]PendingPack, error) {
 
 // Distribute marks a version as the one agents get from now on.
 func (s *Store) Distribute(ctx context.Context, tenant, name, version string, at time.Time) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE rulepacks SET distributed_at = $1 WHERE tenant_id = $2 AND name = $3 AND version = $4`, fromTime(at), tenant, name, version))
+	return affected(s.exec(ctx, `UPDATE rulepacks SET distributed_at = $1 WHERE tenant_id = $2 AND name = $3 AND version = $4`, fromTime(at), tenant, name, version))
 }

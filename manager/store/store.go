@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
@@ -42,7 +43,12 @@ var migrations embed.FS
 
 // Store is the manager's database.
 type Store struct {
-	db      *sql.DB
+	db *sql.DB
+	// wmu serialises this process's SQLite writes. SQLite has one writer
+	// at a time; writers that meet a lock wait in its busy handler, which
+	// sleeps in steps of up to 100 ms — seconds of latency under load for
+	// no CPU. Queueing on a mutex instead hands the lock over at once.
+	wmu     sync.Mutex
 	dialect string
 	conn    string // driver connection string (SQLite: the file path)
 	// Observe, when set, is told how long each named operation took (for
@@ -95,7 +101,7 @@ func Open(ctx context.Context, dsn, dataDir string) (*Store, error) {
 		// writers queue on busy_timeout instead of failing at upgrade.
 		db, err = sql.Open("sqlite", "file:"+conn+"?_txlock=immediate&_pragma=page_size(16384)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(20000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_pragma=cache_size(-32768)")
 		if err == nil {
-			db.SetMaxOpenConns(8)
+			db.SetMaxOpenConns(16)
 		}
 	}
 	if err != nil {
@@ -137,7 +143,7 @@ func (s *Store) dialectSQL(q string) string {
 // migrate applies the embedded migrations not applied yet, each in its own
 // transaction, in file-name order.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	if _, err := s.exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("migrating schema: %w", err)
 	}
 	names, err := migrations.ReadDir("migrations")
@@ -206,7 +212,23 @@ func splitSQL(q string) []string {
 	return out
 }
 
+// lockW takes the write lock (SQLite only) and returns its release.
+func (s *Store) lockW() func() {
+	if s.dialect != SQLite {
+		return func() {}
+	}
+	s.wmu.Lock()
+	return s.wmu.Unlock
+}
+
+// exec runs a writing statement.
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	defer s.lockW()()
+	return s.db.ExecContext(ctx, q, args...)
+}
+
 func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	defer s.lockW()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -265,8 +265,8 @@ func TestAuditAppendOnly(t *testing.T) {
 		if err := s.Audit(ctx, api.AuditEntry{TenantID: a.ID, Actor: "key:k", Action: "policy.create", ObjectType: "policy"}); err != nil {
 			t.Fatal(err)
 		}
-		s.db.ExecContext(ctx, `UPDATE audit_log SET actor = 'forged'`)
-		s.db.ExecContext(ctx, `DELETE FROM audit_log`)
+		s.exec(ctx, `UPDATE audit_log SET actor = 'forged'`)
+		s.exec(ctx, `DELETE FROM audit_log`)
 		log, err := s.AuditLog(ctx, a.ID, 0, 10)
 		if err != nil || len(log) != 1 || log[0].Actor != "key:k" {
 			t.Fatalf("audit log after update/delete attempts = %+v, %v", log, err)

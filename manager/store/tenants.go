@@ -85,7 +85,7 @@ func (s *Store) Settings(ctx context.Context, tenant string) (api.Settings, erro
 
 // PutSettings replaces a tenant's settings.
 func (s *Store) PutSettings(ctx context.Context, tenant string, st api.Settings) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE tenant_settings SET event_retention_days = $1, offline_after_missed = $2, inactive_cleanup_days = $3, default_heartbeat_seconds = $4 WHERE tenant_id = $5`,
+	_, err := s.exec(ctx, `UPDATE tenant_settings SET event_retention_days = $1, offline_after_missed = $2, inactive_cleanup_days = $3, default_heartbeat_seconds = $4 WHERE tenant_id = $5`,
 		st.EventRetentionDays, st.OfflineAfterMissed, st.InactiveCleanupDays, st.DefaultHeartbeatSeconds, tenant)
 	return err
 }
@@ -109,7 +109,7 @@ func HashSecret(secret string) string {
 func (s *Store) CreateAPIKey(ctx context.Context, tenant, name string, admin bool) (api.APIKey, error) {
 	secret, hash := Secret("mk_")
 	k := api.APIKey{ID: NewID("k_"), TenantID: tenant, Name: name, SystemAdmin: admin, Created: toTime(now()), Key: secret}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO api_keys (id, tenant_id, name, hash, system_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err := s.exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, hash, system_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 		k.ID, tenant, name, hash, b2i(admin), fromTime(k.Created))
 	if err != nil {
 		return api.APIKey{}, fmt.Errorf("creating api key: %w", err)
@@ -154,7 +154,7 @@ func (s *Store) APIKeys(ctx context.Context, tenant string) ([]api.APIKey, error
 
 // RevokeAPIKey disables a key of the tenant.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenant, id string) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE api_keys SET revoked = 1 WHERE tenant_id = $1 AND id = $2 AND revoked = 0`, tenant, id))
+	return affected(s.exec(ctx, `UPDATE api_keys SET revoked = 1 WHERE tenant_id = $1 AND id = $2 AND revoked = 0`, tenant, id))
 }
 
 func affected(r sql.Result, err error) error {

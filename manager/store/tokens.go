@@ -30,7 +30,7 @@ func (s *Store) CreateToken(ctx context.Context, tenant string, req api.TokenReq
 	}
 	t := api.EnrollmentToken{ID: NewID("tok_"), TenantID: tenant, PolicyID: req.PolicyID, Group: req.Group, Tags: req.Tags,
 		Expires: toTime(now()).Add(ttl), MaxUses: req.MaxUses, Created: toTime(now()), Token: secret}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO enrollment_tokens (id, tenant_id, hash, policy_id, grp, tags, expires_at, max_uses, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+	_, err := s.exec(ctx, `INSERT INTO enrollment_tokens (id, tenant_id, hash, policy_id, grp, tags, expires_at, max_uses, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		t.ID, tenant, hash, t.PolicyID, t.Group, js(t.Tags), fromTime(t.Expires), t.MaxUses, fromTime(t.Created))
 	if err != nil {
 		return api.EnrollmentToken{}, fmt.Errorf("creating token: %w", err)
@@ -81,7 +81,7 @@ func (s *Store) Token(ctx context.Context, tenant, id string) (api.EnrollmentTok
 
 // RevokeToken stops a token from being used.
 func (s *Store) RevokeToken(ctx context.Context, tenant, id string) error {
-	return affected(s.db.ExecContext(ctx, `UPDATE enrollment_tokens SET revoked = 1 WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	return affected(s.exec(ctx, `UPDATE enrollment_tokens SET revoked = 1 WHERE tenant_id = $1 AND id = $2`, tenant, id))
 }
 
 // Enroll consumes one use of a token and creates the computer in the same
