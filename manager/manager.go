@@ -46,8 +46,8 @@ type Config struct {
 	JobInterval time.Duration
 	// DefaultPolicyModules seed the "default" policy of new tenants.
 	DefaultPolicyModules api.PolicyModules
-	// AllowRulePackURLs lets imports fetch from URLs (on by default from
-	// the CLI; the manager then makes outbound requests an admin asked for).
+	// DisableRulePackURLs refuses imports by URL: with them on, the manager
+	// makes the outbound requests an API user names.
 	DisableRulePackURLs bool
 }
 

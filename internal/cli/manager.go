@@ -44,13 +44,14 @@ func newManagerRunCmd() *cobra.Command {
 	var f managerFlags
 	var listen string
 	var hosts, trusted []string
+	var noURLs bool
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "serve the manager API (agents over mTLS, automation with API keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted}, slog.Default())
+			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs}, slog.Default())
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
@@ -69,6 +70,7 @@ func newManagerRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8443", "address to listen on (TLS)")
 	cmd.Flags().StringSliceVar(&hosts, "hostname", nil, "extra DNS names or IPs for the server certificate")
 	cmd.Flags().StringSliceVar(&trusted, "trusted-rulepack-key", nil, "extra ed25519 public key (base64) whose rule packs are accepted")
+	cmd.Flags().BoolVar(&noURLs, "no-rulepack-urls", false, "refuse rule pack imports by URL (the manager would fetch what an API user names)")
 	return cmd
 }
 
