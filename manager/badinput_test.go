@@ -193,6 +193,11 @@ func TestEnrollRefusals(t *testing.T) {
 			}
 		}
 		want := []string{"token used up", "token expired", "token revoked", "ECDSA key on P-384", "*rsa.PublicKey"}
+		var sys api.Page[api.AuditEntry]
+		e.must(e.admin, "GET", "/api/v1/audit?system=1", nil, &sys)
+		if len(sys.Items) == 0 || !strings.Contains(string(sys.Items[0].Detail), "token unknown") {
+			t.Errorf("refusal of an unknown token not in the system audit log: %+v", sys.Items)
+		}
 		for _, w := range want {
 			found := false
 			for r := range reasons {

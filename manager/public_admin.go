@@ -213,7 +213,15 @@ func (m *Manager) handleAudit(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	if err != nil {
 		return err
 	}
-	es, err := m.store.AuditLog(r.Context(), rc.tenant, before, limit)
+	tenant := rc.tenant
+	if q.Get("system") == "1" {
+		// Entries no tenant owns: enrolments refused for unknown tokens.
+		if !rc.key.SystemAdmin {
+			return errf(http.StatusForbidden, "system", "query system: needs a system admin key")
+		}
+		tenant = ""
+	}
+	es, err := m.store.AuditLog(r.Context(), tenant, before, limit)
 	if err != nil {
 		return err
 	}
