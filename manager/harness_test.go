@@ -33,6 +33,23 @@ func eachDB(t *testing.T, fn func(t *testing.T, e *env)) {
 	}
 }
 
+// newEnvB starts a manager for a benchmark.
+func newEnvB(b *testing.B, dialect string) *env {
+	cfg := Config{DataDir: b.TempDir(), Listen: "127.0.0.1:0", JobInterval: time.Hour}
+	if dialect == store.Postgres {
+		cfg.DB = pgtest.DSN(b)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return &env{m: m}
+}
+
 func newEnv(t *testing.T, dialect string, tweak func(*Config)) *env {
 	t.Helper()
 	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxWait: 10 * time.Second, JobInterval: time.Hour}
