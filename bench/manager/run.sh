@@ -54,6 +54,15 @@ else
 fi
 go build -o "$W/loadgen" ./bench/manager/loadgen
 
+# cpu_pressure shows how much other work competes for the 2 cores (PSI:
+# share of time runnable tasks waited for a CPU).
+cpu_pressure() {
+	if [ -r /proc/pressure/cpu ]; then
+		awk '/^some/{sub("avg10=","",$2); sub("avg60=","",$3); printf "CPU pressure avg10 %s%% avg60 %s%%", $2, $3}' /proc/pressure/cpu
+	fi
+	printf ', load %s' "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # secret_from picks the API key or token out of a command's output, JSON
@@ -123,7 +132,7 @@ declare -A R   # results: R[db.key]=value
 run_db() {
 	local db=$1 dir=$W/$db dsn=""
 	echo
-	echo "=== $db"
+	echo "=== $db ($(cpu_pressure))"
 	if [ "$db" = postgres ]; then start_postgres || return 1; dsn=$DSN; fi
 	start_manager "$dir" "$dsn" || return 1
 	local key
@@ -187,7 +196,7 @@ for db in $DBS; do
 done
 
 echo
-echo "=== summary (2 cores shared with the load generator and other engineers' builds: figures are noisy)"
+echo "=== summary (2 cores shared by manager, database, load generator and other engineers' builds; now $(cpu_pressure); figures are noisy)"
 for db in $DBS; do
 	printf '%-9s agents sustained %s/%s, heartbeat p50 %s ms p99 %s ms (under ingest p99 %s ms), ingest %s events/s, manager CPU quiet %s%% ingest %s%%, RSS max quiet %s MB ingest %s MB, errors %s\n' \
 		"$db" "${R[$db.agents_sustained]:-?}" "$AGENTS" "${R[$db.heartbeat_p50_ms]:-?}" "${R[$db.heartbeat_p99_ms]:-?}" \

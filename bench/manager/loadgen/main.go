@@ -117,6 +117,7 @@ func run(ctx context.Context, o options) error {
 	o.url = strings.TrimRight(o.url, "/")
 	st := newStats()
 	proc := newProcSampler(o.pid)
+	self := newProcSampler(os.Getpid())
 	if o.token == "" {
 		if o.apiKey == "" {
 			return fmt.Errorf("need -token or -apikey")
@@ -128,6 +129,7 @@ func run(ctx context.Context, o options) error {
 
 	// Phase 1: enrolment.
 	proc.mark("enroll")
+	self.mark("enroll")
 	t0 := time.Now()
 	agents, err := enrollAll(ctx, o, pool, st)
 	if err != nil {
@@ -150,12 +152,14 @@ func run(ctx context.Context, o options) error {
 	}
 	st.setPhase(phaseWarmup)
 	proc.mark("warmup")
+	self.mark("warmup")
 	log.Printf("warm-up %s (heartbeat %s ±%.0f%%)", o.warmup, o.interval, o.jitter*100)
 	if !sleep(ctx, o.warmup) {
 		return ctx.Err()
 	}
 	st.setPhase(phaseQuiet)
 	proc.mark("quiet")
+	self.mark("quiet")
 	log.Printf("measuring heartbeats for %s", o.quiet)
 	if !sleep(ctx, o.quiet) {
 		return ctx.Err()
@@ -165,15 +169,17 @@ func run(ctx context.Context, o options) error {
 	if o.ingest > 0 && o.eventAgents > 0 {
 		st.setPhase(phaseIngest)
 		proc.mark("ingest")
+		self.mark("ingest")
 		log.Printf("ingesting with %d agents × %d-event batches for %s", o.eventAgents, o.batch, o.ingest)
 		ingested, ingestDur = ingestAll(ctx, o, agents[:o.eventAgents], st)
 	}
 	st.setPhase(phaseDone)
 	proc.mark("end")
+	self.mark("end")
 	cancel()
 	wg.Wait()
 
-	report(o, st, proc, agents, enrollDur, ingested, ingestDur)
+	report(o, st, proc, self, agents, enrollDur, ingested, ingestDur)
 	return nil
 }
 

@@ -8,7 +8,7 @@ import (
 
 // report prints human lines, then "result key=value" lines that run.sh
 // reads.
-func report(o options, st *stats, proc *procSampler, agents []*agent, enrollDur time.Duration, ingested int64, ingestDur time.Duration) {
+func report(o options, st *stats, proc, self *procSampler, agents []*agent, enrollDur time.Duration, ingested int64, ingestDur time.Duration) {
 	sustained := 0
 	for _, a := range agents {
 		if a.hbOK.Load() > 0 && a.hbFail.Load() == 0 {
@@ -50,6 +50,9 @@ func report(o options, st *stats, proc *procSampler, agents []*agent, enrollDur 
 	for _, u := range proc.usage() {
 		fmt.Printf("manager[%s]: %s, CPU %.0f%% of one core, RSS max %.0f MB mean %.0f MB\n", u.name, u.dur.Round(time.Second), u.cpuPercent, u.rssMaxMB, u.rssMeanMB)
 		fmt.Printf("result manager_cpu_%s_percent=%.1f manager_rss_%s_max_mb=%.0f\n", u.name, u.cpuPercent, u.name, u.rssMaxMB)
+	}
+	for _, u := range self.usage() {
+		fmt.Printf("loadgen[%s]: CPU %.0f%% of one core, RSS max %.0f MB\n", u.name, u.cpuPercent, u.rssMaxMB)
 	}
 	quiet := st.samples("heartbeat", phaseQuiet)
 	under := st.samples("heartbeat", phaseIngest)
