@@ -157,7 +157,7 @@ IDLE_RSS="" IDLE_CPU="" IDLE_WHY="not measured"
 agent_idle() {
 	local dir=$1
 	[ "$AGENT_IDLE" -gt 0 ] || { IDLE_WHY="AGENT_IDLE=0"; return 0; }
-	if ! "$MAMORI" agent run --help >/dev/null 2>&1; then IDLE_WHY="mamori agent run not built into this binary"; return 0; fi
+	if ! "$MAMORI" agent run --help 2>&1 | grep -q 'mamori agent run'; then IDLE_WHY="mamori agent run not built into this binary"; return 0; fi
 	local key tok adir=$W/agent-data
 	key=$(api_key "$dir" "") || { IDLE_WHY="no API key"; return 0; }
 	tok=$(curl -sf --cacert "$dir/ca.crt" -H "Authorization: Bearer $key" -H 'Content-Type: application/json' \
@@ -167,7 +167,9 @@ agent_idle() {
 	enroll_help=$("$MAMORI" agent enroll --help 2>&1 || true)
 	local ea=(--manager "$URL" --token "$tok")
 	grep -q -- '--data-dir' <<<"$enroll_help" && ea+=(--data-dir "$adir")
-	if grep -q -- '--ca-file' <<<"$enroll_help"; then ea+=(--ca-file "$dir/ca.crt"); elif grep -q -- '--ca ' <<<"$enroll_help"; then ea+=(--ca "$dir/ca.crt"); fi
+	if grep -q -- '--ca-cert' <<<"$enroll_help"; then ea+=(--ca-cert "$dir/ca.crt")
+	elif grep -q -- '--ca-file' <<<"$enroll_help"; then ea+=(--ca-file "$dir/ca.crt")
+	elif grep -q -- '--ca ' <<<"$enroll_help"; then ea+=(--ca "$dir/ca.crt"); fi
 	if ! "$MAMORI" agent enroll "${ea[@]}" >"$W/agent-enroll.log" 2>&1; then
 		IDLE_WHY="agent enroll failed: $(tail -1 "$W/agent-enroll.log")"; return 0
 	fi
@@ -219,10 +221,10 @@ done
 hb_v=short
 [ -n "$worst" ] && [ "$hb_ok" = 1 ] && awk -v p="$worst" 'BEGIN{exit !(p<100)}' && hb_v=ok
 echo "goal: heartbeat-p99-10k-agents measured=${worst:-none}ms@${AGENTS}agents target=<100ms $hb_v"
-si=${R[sqlite.events_per_s]:-0}
-echo "goal: ingest-sqlite measured=${si}/s target=>=20000/s $(verdict "[ ${si%.*} -ge 20000 ]")"
-pi=${R[postgres.events_per_s]:-0}
-echo "goal: ingest-postgres measured=${pi}/s target=>=50000/s $(verdict "[ ${pi%.*} -ge 50000 ]")"
+si=${R[sqlite.events_per_s]:-}
+echo "goal: ingest-sqlite measured=${si:-none}/s target=>=20000/s $(verdict "[ ${si:-0} -ge 20000 ]")"
+pi=${R[postgres.events_per_s]:-}
+echo "goal: ingest-postgres measured=${pi:-none}/s target=>=50000/s $(verdict "[ ${pi:-0} -ge 50000 ]")"
 if [ -n "$IDLE_RSS" ]; then
 	echo "goal: agent-idle-rss measured=${IDLE_RSS}MB target=<40MB $(verdict "awk -v v=$IDLE_RSS 'BEGIN{exit !(v<40)}'")"
 	echo "goal: agent-idle-cpu measured=${IDLE_CPU}% target=<1% $(verdict "awk -v v=$IDLE_CPU 'BEGIN{exit !(v<1)}'")"
