@@ -183,6 +183,8 @@ for db in $DBS; do
 		"$db" "${R[$db.agents_sustained]:-?}" "$AGENTS" "${R[$db.heartbeat_p50_ms]:-?}" "${R[$db.heartbeat_p99_ms]:-?}" \
 		"${R[$db.heartbeat_ingest_p99_ms]:-?}" "${R[$db.events_per_s]:-?}" "${R[$db.manager_cpu_quiet_percent]:-?}" \
 		"${R[$db.manager_cpu_ingest_percent]:-?}" "${R[$db.manager_rss_quiet_max_mb]:-?}" "${R[$db.manager_rss_ingest_max_mb]:-?}" "${R[$db.errors]:-?}"
+	printf '%-9s manager CPU cost: %s ms per heartbeat, %s ms per 1000 events ingested (what a shared, starved machine still measures fairly)\n' \
+		"$db" "${R[$db.manager_cpu_ms_per_heartbeat]:-?}" "${R[$db.manager_cpu_ms_per_1000_events]:-?}"
 done
 
 verdict() { # verdict OK_CONDITION

@@ -51,6 +51,26 @@ func report(o options, st *stats, proc, self *procSampler, agents []*agent, enro
 		fmt.Printf("manager[%s]: %s, CPU %.0f%% of one core, RSS max %.0f MB mean %.0f MB\n", u.name, u.dur.Round(time.Second), u.cpuPercent, u.rssMaxMB, u.rssMeanMB)
 		fmt.Printf("result manager_cpu_%s_percent=%.1f manager_rss_%s_max_mb=%.0f\n", u.name, u.cpuPercent, u.name, u.rssMaxMB)
 	}
+	// CPU cost per unit of work is what a starved, shared machine still
+	// measures fairly: it projects what one idle core would sustain.
+	for _, u := range proc.usage() {
+		cpuSec := u.cpuPercent / 100 * u.dur.Seconds()
+		switch u.name {
+		case "quiet":
+			if n := len(st.samples("heartbeat", phaseQuiet)); n > 0 && cpuSec > 0 {
+				per := cpuSec / float64(n)
+				fmt.Printf("manager CPU per heartbeat: %.2f ms (quiet window) → one core sustains about %.0f heartbeats/s, %.0f agents at %s\n",
+					per*1000, 1/per, o.interval.Seconds()/per, o.interval)
+				fmt.Printf("result manager_cpu_ms_per_heartbeat=%.3f\n", per*1000)
+			}
+		case "ingest":
+			if ingested > 0 && cpuSec > 0 {
+				per := cpuSec / float64(ingested)
+				fmt.Printf("manager CPU per 1000 events ingested: %.1f ms → one core sustains about %.0f events/s\n", per*1e6, 1/per)
+				fmt.Printf("result manager_cpu_ms_per_1000_events=%.2f\n", per*1e6)
+			}
+		}
+	}
 	for _, u := range self.usage() {
 		fmt.Printf("loadgen[%s]: CPU %.0f%% of one core, RSS max %.0f MB\n", u.name, u.cpuPercent, u.rssMaxMB)
 	}
