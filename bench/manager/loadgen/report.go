@@ -59,7 +59,7 @@ func report(o options, st *stats, proc, self *procSampler, agents []*agent, enro
 		case "quiet":
 			if n := len(st.samples("heartbeat", phaseQuiet)); n > 0 && cpuSec > 0 {
 				per := cpuSec / float64(n)
-				fmt.Printf("manager CPU per heartbeat: %.2f ms (quiet window) → one core sustains about %.0f heartbeats/s, %.0f agents at %s\n",
+				fmt.Printf("manager CPU per answered heartbeat: %.2f ms (quiet window; inflated when requests time out) → one core sustains about %.0f heartbeats/s, %.0f agents at %s\n",
 					per*1000, 1/per, o.interval.Seconds()/per, o.interval)
 				fmt.Printf("result manager_cpu_ms_per_heartbeat=%.3f\n", per*1000)
 			}
