@@ -11,6 +11,7 @@
 #
 # Knobs (environment): AGENTS HEARTBEAT WARMUP QUIET INGEST EVENT_AGENTS
 # BATCH ENROLL_CONC DBS ("sqlite postgres") MAMORI_BIN (skip the build)
+# LONG_POLL (1: agents hold ?wait= polls like the real agent)
 # AGENT_IDLE (seconds to sample an idle agent, 0 = skip).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,6 +27,7 @@ BATCH=${BATCH:-2000}
 ENROLL_CONC=${ENROLL_CONC:-16}
 DBS=${DBS:-sqlite postgres}
 AGENT_IDLE=${AGENT_IDLE:-30}
+LONG_POLL=${LONG_POLL:-0}   # 1: heartbeat by long poll, as the real agent does
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
 # Every agent keeps a TLS connection open: the manager and the load
@@ -141,6 +143,7 @@ run_db() {
 		-quiet "$QUIET" -ingest "$INGEST" -event-agents "$EVENT_AGENTS" -batch "$BATCH"
 		-enroll-concurrency "$ENROLL_CONC" -pid "$MGR_PID")
 	[ -n "$WARMUP" ] && args+=(-warmup "$WARMUP")
+	[ "$LONG_POLL" = 1 ] && args+=(-long-poll)
 	"$W/loadgen" "${args[@]}" | tee "$W/$db.out"
 	while read -r _ kvs; do
 		for kv in $kvs; do R[$db.${kv%%=*}]=${kv#*=}; done

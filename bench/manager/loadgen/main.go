@@ -44,6 +44,8 @@ type options struct {
 	pid          int
 	reqTimeout   time.Duration
 	idleConnTime time.Duration
+	longPoll     bool
+	maxWait      time.Duration
 }
 
 func main() {
@@ -65,6 +67,8 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "manager PID to sample CPU and RSS from /proc")
 	flag.DurationVar(&o.reqTimeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.DurationVar(&o.idleConnTime, "idle-conn-timeout", 0, "keep-alive idle timeout per agent (default: three intervals)")
+	flag.BoolVar(&o.longPoll, "long-poll", false, "heartbeat as the real agent does: ?wait=interval±jitter, re-polled as soon as answered (latency = answer time beyond the wait)")
+	flag.DurationVar(&o.maxWait, "max-wait", 60*time.Second, "the manager's cap on a long poll, to tell a timely answer from a late one")
 	flag.Parse()
 	if o.warmup == 0 {
 		o.warmup = o.interval

@@ -16,7 +16,11 @@ func report(o options, st *stats, proc, self *procSampler, agents []*agent, enro
 		}
 	}
 	en := st.samples("enroll", phaseEnroll)
-	fmt.Printf("\n== mamori manager load: %d agents, heartbeat %s ±%.0f%%, %d event agents × %d-event batches\n", o.agents, o.interval, o.jitter*100, o.eventAgents, o.batch)
+	mode := "interval"
+	if o.longPoll {
+		mode = "long-poll; latency = answer time beyond the poll deadline"
+	}
+	fmt.Printf("\n== mamori manager load: %d agents, heartbeat %s ±%.0f%% (%s), %d event agents × %d-event batches\n", o.agents, o.interval, o.jitter*100, mode, o.eventAgents, o.batch)
 	fmt.Printf("enrolment: %d ok in %s (%.0f/s), p50 %s p99 %s\n", len(en), enrollDur.Round(time.Millisecond), float64(len(en))/enrollDur.Seconds(), ms(pct(en, .5)), ms(pct(en, .99)))
 	for _, p := range []phase{phaseWarmup, phaseQuiet, phaseIngest} {
 		hb := st.samples("heartbeat", p)
@@ -24,8 +28,12 @@ func report(o options, st *stats, proc, self *procSampler, agents []*agent, enro
 		if len(hb) == 0 {
 			continue
 		}
-		fmt.Printf("heartbeat[%s]: n=%d p50 %s p90 %s p99 %s max %s; policy fetches %d p99 %s\n",
+		fmt.Printf("heartbeat[%s]: n=%d p50 %s p90 %s p99 %s max %s; policy fetches %d p99 %s",
 			phaseNames[p], len(hb), ms(pct(hb, .5)), ms(pct(hb, .9)), ms(pct(hb, .99)), ms(pct(hb, 1)), len(pol), ms(pct(pol, .99)))
+		if early := st.samples("heartbeat-early", p); len(early) > 0 {
+			fmt.Printf("; %d long polls answered early (news)", len(early))
+		}
+		fmt.Println()
 	}
 	var evps float64
 	if ingestDur > 0 {
