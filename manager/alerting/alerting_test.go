@@ -3,6 +3,7 @@ package alerting
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -239,5 +240,34 @@ func TestThrottleKeyDefaultsToComputer(t *testing.T) {
 	}
 	if got := r.ThrottleKey(ev, Computer{}); got != "from-event" {
 		t.Errorf("ThrottleKey without computer = %q, want from-event", got)
+	}
+}
+
+// BenchmarkMatch: 50 rules of the usual shapes against a stream of mixed
+// events, the cost ingest pays per event.
+func BenchmarkMatch(b *testing.B) {
+	var specs []RuleSpec
+	for i := 0; i < 10; i++ {
+		specs = append(specs,
+			RuleSpec{ID: RuleID(fmt.Sprintf("sev-%d", i)), MinSeverity: MinSeverity(event.SeverityHigh), Modules: []string{"antimalware", "integrity"}},
+			RuleSpec{ID: RuleID(fmt.Sprintf("kind-%d", i)), Kinds: []string{"malware.*", "log.alert"}, Groups: []string{"web"}},
+			RuleSpec{ID: RuleID(fmt.Sprintf("rule-%d", i)), Rules: []string{"mamori-ssh-*", "clamav:*"}},
+			RuleSpec{ID: RuleID(fmt.Sprintf("tag-%d", i)), Tags: []string{"prod", "eu"}, MinSeverity: MinSeverity(event.SeverityMedium)},
+			RuleSpec{ID: RuleID(fmt.Sprintf("text-%d", i)), Contains: "/etc/shadow"},
+		)
+	}
+	m, err := Compile(specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	evs := []event.Event{
+		{Kind: event.KindLogAlert, Severity: event.SeverityMedium, Module: "loginspect", Message: "Failed password for root", Rule: &event.Rule{ID: "mamori-ssh-bruteforce"}},
+		{Kind: event.KindFirewallDrop, Severity: event.SeverityLow, Module: "firewall", Message: "dropped tcp/23"},
+		{Kind: event.KindMalwareDetection, Severity: event.SeverityCritical, Module: "antimalware", Message: "Eicar", Rule: &event.Rule{ID: "clamav:Eicar"}},
+	}
+	c := Computer{ID: "c-1", Group: "web", Tags: []string{"prod"}}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		m.Match(&evs[i%len(evs)], c)
 	}
 }

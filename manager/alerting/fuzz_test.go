@@ -72,3 +72,28 @@ func FuzzGlob(f *testing.F) {
 		}
 	})
 }
+
+// FuzzContainsFold uses strings.ToLower + Contains as the oracle for ASCII
+// needles.
+func FuzzContainsFold(f *testing.F) {
+	f.Add("cat /etc/Shadow", "/etc/shadow")
+	f.Add("ABC", "bc")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, s, needle string) {
+		needle = strings.ToLower(needle)
+		for i := 0; i < len(needle); i++ {
+			if needle[i] >= utf8.RuneSelf {
+				return
+			}
+		}
+		want := strings.Contains(strings.Map(func(r rune) rune {
+			if 'A' <= r && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return r
+		}, s), needle)
+		if got := containsFold(s, needle); got != want {
+			t.Errorf("containsFold(%q, %q) = %v, want %v", s, needle, got, want)
+		}
+	})
+}

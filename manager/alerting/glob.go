@@ -1,6 +1,9 @@
 package alerting
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // glob is a compiled pattern where '*' matches any run of characters
 // (including none and including '/' and '.') and '?' one character. Rule
@@ -24,31 +27,42 @@ func (g glob) match(s string) bool {
 
 // wildcard is the linear-backtracking matcher: on a mismatch after a '*',
 // retry with the star swallowing one more character. Worst case
-// O(len(p)·len(s)), never exponential.
+// O(len(p)·len(s)), never exponential. It walks bytes (literal UTF-8
+// sequences match byte for byte) and steps whole runes only for '?' and
+// for the star, so it allocates nothing.
 func wildcard(p, s string) bool {
-	pr, sr := []rune(p), []rune(s)
 	pi, si := 0, 0
 	star, mark := -1, 0
-	for si < len(sr) {
-		switch {
-		case pi < len(pr) && (pr[pi] == '?' || pr[pi] == sr[si]):
-			pi++
-			si++
-		case pi < len(pr) && pr[pi] == '*':
-			star, mark = pi, si
-			pi++
-		case star >= 0:
-			pi = star + 1
-			mark++
-			si = mark
-		default:
+	for si < len(s) {
+		if pi < len(p) {
+			switch c := p[pi]; {
+			case c == '*':
+				star, mark = pi, si
+				pi++
+				continue
+			case c == '?':
+				_, w := utf8.DecodeRuneInString(s[si:])
+				pi++
+				si += w
+				continue
+			case c == s[si]:
+				pi++
+				si++
+				continue
+			}
+		}
+		if star < 0 {
 			return false
 		}
+		pi = star + 1
+		_, w := utf8.DecodeRuneInString(s[mark:])
+		mark += w
+		si = mark
 	}
-	for pi < len(pr) && pr[pi] == '*' {
+	for pi < len(p) && p[pi] == '*' {
 		pi++
 	}
-	return pi == len(pr)
+	return pi == len(p)
 }
 
 type globs []glob

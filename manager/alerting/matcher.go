@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mamori-sec/mamori/event"
 )
@@ -136,7 +137,7 @@ func (r *Rule) Matches(ev *event.Event, c Computer) bool {
 
 // textContains looks for the lower-cased needle in the event's human text.
 func textContains(ev *event.Event, needle string) bool {
-	has := func(s string) bool { return s != "" && strings.Contains(strings.ToLower(s), needle) }
+	has := func(s string) bool { return s != "" && containsFold(s, needle) }
 	if has(ev.Message) || has(ev.Raw) {
 		return true
 	}
@@ -155,4 +156,41 @@ func textContains(ev *event.Event, needle string) bool {
 		}
 	}
 	return false
+}
+
+// containsFold reports whether s contains the lower-case needle, ignoring
+// case. For an ASCII needle it compares in place, without the allocation
+// of strings.ToLower on every field of every event; other needles take the
+// Unicode path.
+func containsFold(s, needle string) bool {
+	for i := 0; i < len(needle); i++ {
+		if needle[i] >= utf8.RuneSelf {
+			return strings.Contains(strings.ToLower(s), needle)
+		}
+	}
+	n := len(needle)
+	if n == 0 {
+		return true
+	}
+	first := needle[0]
+	for i := 0; i+n <= len(s); i++ {
+		if lowerASCII(s[i]) != first {
+			continue
+		}
+		j := 1
+		for j < n && lowerASCII(s[i+j]) == needle[j] {
+			j++
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -146,6 +146,10 @@ type TLSSettings struct {
 	ServerName string `json:"server_name,omitempty"`
 	// InsecureSkipVerify disables certificate checks; for lab use only.
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
+	// ClientCertPEM and ClientKeyPEM present a certificate to receivers
+	// that require mutual TLS.
+	ClientCertPEM string `json:"client_cert_pem,omitempty"`
+	ClientKeyPEM  string `json:"client_key_pem,omitempty"`
 }
 
 func (t TLSSettings) config(prefix, defaultName string) (*tls.Config, error) {
@@ -159,6 +163,13 @@ func (t TLSSettings) config(prefix, defaultName string) (*tls.Config, error) {
 			return nil, fieldErr(prefix+"ca_pem", "no PEM certificate found")
 		}
 		c.RootCAs = pool
+	}
+	if t.ClientCertPEM != "" || t.ClientKeyPEM != "" {
+		cert, err := tls.X509KeyPair([]byte(t.ClientCertPEM), []byte(t.ClientKeyPEM))
+		if err != nil {
+			return nil, fieldErr(prefix+"client_cert_pem", "loading the client certificate and key: %v", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
 	}
 	return c, nil
 }

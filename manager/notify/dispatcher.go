@@ -70,6 +70,9 @@ type Dispatcher struct {
 	cancel  context.CancelFunc
 
 	enqueued, sent, failed, retried, dropped atomic.Int64
+
+	perMu sync.Mutex
+	per   map[string]*Stats // by notifier name, for labelled metrics
 }
 
 // NewDispatcher starts the workers.
@@ -87,7 +90,7 @@ func NewDispatcher(cfg DispatcherConfig) *Dispatcher {
 	if log == nil {
 		log = slog.Default()
 	}
-	d := &Dispatcher{cfg: cfg, log: log, queue: make(chan job, cfg.QueueSize), timers: map[*time.Timer]job{}}
+	d := &Dispatcher{cfg: cfg, log: log, queue: make(chan job, cfg.QueueSize), timers: map[*time.Timer]job{}, per: map[string]*Stats{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for i := 0; i < cfg.Workers; i++ {
 		d.workers.Add(1)
@@ -133,6 +136,18 @@ func (d *Dispatcher) Stats() Stats {
 	}
 }
 
+// StatsByNotifier returns Sent, Failed, Retried and Dropped per notifier
+// name (Enqueued and QueueDepth are only kept in total).
+func (d *Dispatcher) StatsByNotifier() map[string]Stats {
+	d.perMu.Lock()
+	defer d.perMu.Unlock()
+	out := make(map[string]Stats, len(d.per))
+	for k, v := range d.per {
+		out[k] = *v
+	}
+	return out
+}
+
 func (d *Dispatcher) work() {
 	defer d.workers.Done()
 	for j := range d.queue {
@@ -164,7 +179,12 @@ func (d *Dispatcher) attempt(j job) {
 	d.report(Result{Notifier: name, AlertID: j.a.ID, Attempt: j.attempt, Err: err})
 	d.retried.Add(1)
 	next := job{n: j.n, a: j.a, attempt: j.attempt + 1}
-	d.schedule(next, b.Delay(j.attempt))
+	delay := b.Delay(j.attempt)
+	var se *StatusError
+	if errors.As(err, &se) && se.RetryAfter > delay {
+		delay = min(se.RetryAfter, time.Duration(b.Max))
+	}
+	d.schedule(next, delay)
 }
 
 // schedule re-queues a job after delay without holding a worker: a dead
@@ -198,6 +218,23 @@ func (d *Dispatcher) giveUp(j job, err error) {
 }
 
 func (d *Dispatcher) report(r Result) {
+	d.perMu.Lock()
+	st := d.per[r.Notifier]
+	if st == nil {
+		st = &Stats{}
+		d.per[r.Notifier] = st
+	}
+	switch {
+	case r.Final && r.Err == nil:
+		st.Sent++
+	case r.Final && errors.Is(r.Err, ErrQueueFull) && r.Attempt == 1:
+		st.Dropped++
+	case r.Final:
+		st.Failed++
+	default:
+		st.Retried++
+	}
+	d.perMu.Unlock()
 	if d.cfg.OnResult != nil {
 		d.cfg.OnResult(r)
 	}

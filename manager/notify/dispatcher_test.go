@@ -121,3 +121,26 @@ func TestBackoffDelay(t *testing.T) {
 		}
 	}
 }
+
+func TestStatsByNotifier(t *testing.T) {
+	ok, _ := flakyServer(t, 1, 503)
+	bad, _ := flakyServer(t, 100, 404)
+	res := newResults()
+	d := NewDispatcher(DispatcherConfig{OnResult: res.add})
+	defer d.Close(context.Background())
+	n1 := webhookConfig(t, ok.URL, "")
+	raw := `{"name":"other","type":"webhook","settings":{"url":"` + bad.URL + `"}}`
+	c, _ := DecodeConfig([]byte(raw))
+	n2, _ := New(c, Options{})
+	d.Enqueue(n1, testAlert())
+	d.Enqueue(n2, testAlert())
+	res.final(t)
+	res.final(t)
+	got := d.StatsByNotifier()
+	if s := got["soc"]; s.Sent != 1 || s.Retried != 1 {
+		t.Errorf("soc stats = %+v, want sent 1 retried 1", s)
+	}
+	if s := got["other"]; s.Failed != 1 || s.Sent != 0 {
+		t.Errorf("other stats = %+v, want failed 1", s)
+	}
+}

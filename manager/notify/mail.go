@@ -29,7 +29,10 @@ type MailConfig struct {
 	Password string `json:"password,omitempty"`
 	// StartTLS: "auto" (default: when the server offers it), "require" or
 	// "off".
-	StartTLS      string      `json:"starttls,omitempty"`
+	StartTLS string `json:"starttls,omitempty"`
+	// ImplicitTLS speaks TLS from the first byte (SMTPS, port 465)
+	// instead of upgrading with STARTTLS.
+	ImplicitTLS   bool        `json:"implicit_tls,omitempty"`
 	SubjectPrefix string      `json:"subject_prefix,omitempty"` // default "[mamori]"
 	Timeout       Duration    `json:"timeout,omitempty"`        // whole session, default 30s
 	TLS           TLSSettings `json:"tls,omitempty"`
@@ -77,6 +80,9 @@ func NewMail(name string, cfg MailConfig, retry Backoff, opt Options) (*Mail, er
 	default:
 		return nil, fieldErr("settings.starttls", "unknown mode %q (want auto, require or off)", cfg.StartTLS)
 	}
+	if cfg.ImplicitTLS && cfg.StartTLS != "" && cfg.StartTLS != "auto" {
+		return nil, fieldErr("settings.starttls", "implicit_tls already encrypts the session; leave starttls unset")
+	}
 	if (cfg.Username == "") != (cfg.Password == "") {
 		return nil, fieldErr("settings.password", "username and password go together")
 	}
@@ -116,7 +122,13 @@ func (m *Mail) send(ctx context.Context, msg []byte) error {
 	timeout := m.cfg.Timeout.or(30 * time.Second)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", m.cfg.Address)
+	var conn net.Conn
+	var err error
+	if m.cfg.ImplicitTLS {
+		conn, err = (&tls.Dialer{Config: m.tls}).DialContext(ctx, "tcp", m.cfg.Address)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", m.cfg.Address)
+	}
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", m.cfg.Address, err)
 	}
@@ -135,6 +147,9 @@ func (m *Mail) send(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("EHLO: %w", err)
 	}
 	mode := m.cfg.StartTLS
+	if m.cfg.ImplicitTLS {
+		mode = "off" // already encrypted
+	}
 	if offered, _ := c.Extension("STARTTLS"); offered && mode != "off" {
 		if err := c.StartTLS(m.tls); err != nil {
 			return fmt.Errorf("STARTTLS: %w", err)

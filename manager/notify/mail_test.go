@@ -275,3 +275,26 @@ func TestMailTimeoutHonoursContext(t *testing.T) {
 	var ne net.Error
 	_ = errors.As(err, &ne)
 }
+
+func TestMailImplicitTLS(t *testing.T) {
+	serverTLS, caPEM := testCert(t)
+	box := &mailbox{user: "mamori", pass: "pw"}
+	srv := smtp.NewServer(box)
+	srv.Domain = "mx.test"
+	l, err := tls.Listen("tcp", "127.0.0.1:0", serverTLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	n := mailNotifier(t, map[string]any{
+		"address": l.Addr().String(), "from": "mamori@example.test", "to": []string{"soc@example.test"},
+		"username": "mamori", "password": "pw", "implicit_tls": true, "tls": map[string]any{"ca_pem": caPEM},
+	})
+	if err := n.Notify(context.Background(), testAlert()); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := box.got(); len(msgs) != 1 || !msgs[0].tls || !msgs[0].authd {
+		t.Fatalf("mailbox got %+v, want one message over implicit TLS after AUTH", msgs)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"net"
 	"strings"
 	"sync"
@@ -353,5 +355,29 @@ func TestLEEFDelimited(t *testing.T) {
 		if got := leefDelimited(tc.in); got != tc.want {
 			t.Errorf("leefDelimited(%q) = %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// A collector that requires a client certificate gets the configured one.
+func TestSyslogMutualTLS(t *testing.T) {
+	serverTLS, caPEM := testCert(t)
+	clientTLS, clientPEM := testCert(t)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(clientTLS.Certificates[0].PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(clientPEM))
+	serverTLS.ClientAuth = tls.RequireAndVerifyClientCert
+	serverTLS.ClientCAs = pool
+	col := startCollector(t, "tls", serverTLS)
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	n := syslogNotifier(t, "tls", col.addr, "cef", `,"tls":{"ca_pem":`+q(caPEM)+`,"client_cert_pem":`+q(clientPEM)+`,"client_key_pem":`+q(keyPEM)+`}`)
+	if err := n.Notify(context.Background(), testAlert()); err != nil {
+		t.Fatal(err)
+	}
+	if m := col.next(t); str(m.MsgID) != "log.alert" {
+		t.Errorf("got %q", str(m.MsgID))
 	}
 }

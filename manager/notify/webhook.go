@@ -152,7 +152,7 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	serr := &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(snippet))}
+	serr := &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(snippet)), RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	err = fmt.Errorf("webhook %s: %w", w.name, serr)
 	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests {
 		return err
@@ -160,10 +160,28 @@ func (w *Webhook) Notify(ctx context.Context, a Alert) error {
 	return Permanent(err)
 }
 
-// StatusError is a non-2xx webhook answer.
+// StatusError is a non-2xx webhook answer. RetryAfter is the receiver's
+// Retry-After (429, 503), which the Dispatcher honours up to its back-off
+// maximum.
 type StatusError struct {
-	Code int
-	Body string
+	Code       int
+	Body       string
+	RetryAfter time.Duration
+}
+
+// retryAfter reads Retry-After as seconds or an HTTP date; 0 when absent
+// or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 func (e *StatusError) Error() string {

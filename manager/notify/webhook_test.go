@@ -197,3 +197,20 @@ func TestWebhookNetworkErrorIsRetried(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"7", 7 * time.Second}, {"-1", 0}, {"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
+	}
+	for _, tc := range tests {
+		if got := retryAfter(tc.in, now); got != tc.want {
+			t.Errorf("retryAfter(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

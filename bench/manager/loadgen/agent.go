@@ -192,15 +192,19 @@ func enroll(ctx context.Context, o options, pool *x509.CertPool, c *http.Client,
 			pool = p
 		}
 	}
+	timeout := o.reqTimeout
+	if o.longPoll {
+		timeout += 2 * o.interval // a poll is held up to the interval
+	}
 	return &agent{
 		n: n, computerID: er.ComputerID, host: host,
-		client: &http.Client{Timeout: o.reqTimeout, Transport: agentTransport(o, pool, &cert)},
+		client: &http.Client{Timeout: timeout, Transport: agentTransport(o, pool, &cert)},
 	}, nil
 }
 
 var moduleNames = []string{"firewall", "ips", "loginspect", "integrity", "antimalware", "dnsfilter"}
 
-func (a *agent) heartbeat(ctx context.Context, o options, st *stats) error {
+func (a *agent) heartbeat(ctx context.Context, o options, st *stats, wait time.Duration) error {
 	mods := make([]api.ModuleState, len(moduleNames))
 	for i, m := range moduleNames {
 		mods[i] = api.ModuleState{Name: m, State: "running", RuleCount: 100 * (i + 1)}
@@ -209,15 +213,35 @@ func (a *agent) heartbeat(ctx context.Context, o options, st *stats) error {
 		Host: a.host, AgentTime: time.Now().UTC(), PolicyVersion: a.policy, Modules: mods,
 	})
 	p := st.current()
+	url := o.url + api.PathHeartbeat
+	if wait > 0 {
+		url += "?wait=" + wait.String()
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait+o.reqTimeout)
+		defer cancel()
+	}
 	t0 := time.Now()
-	code, b, err := call(ctx, a.client, http.MethodPost, o.url+api.PathHeartbeat, body, nil)
+	code, b, err := call(ctx, a.client, http.MethodPost, url, body, nil)
 	if err == nil && code/100 != 2 {
 		err = httpError(code, b)
 	}
 	if err != nil {
 		return err
 	}
-	st.observe("heartbeat", p, time.Since(t0))
+	elapsed := time.Since(t0)
+	if wait > 0 {
+		// A long poll answers at its deadline unless there is news; what
+		// the agent waits beyond the deadline is the manager's latency.
+		// Early answers (news) say nothing about it.
+		deadline := min(wait, o.maxWait)
+		if elapsed < deadline-time.Second {
+			st.observe("heartbeat-early", p, elapsed)
+		} else {
+			st.observe("heartbeat", p, max(elapsed-deadline, 0))
+		}
+	} else {
+		st.observe("heartbeat", p, elapsed)
+	}
 	var hr api.HeartbeatResponse
 	if err := json.Unmarshal(b, &hr); err != nil {
 		return fmt.Errorf("decoding heartbeat answer: %w", err)
@@ -266,7 +290,11 @@ func (a *agent) heartbeatLoop(ctx context.Context, o options, st *stats) {
 			return
 		case <-time.After(wait):
 		}
-		err := a.heartbeat(ctx, o, st)
+		var poll time.Duration
+		if o.longPoll {
+			poll = max(jittered(o.interval, o.jitter).Round(time.Second), time.Second)
+		}
+		err := a.heartbeat(ctx, o, st, poll)
 		if ctx.Err() != nil {
 			return
 		}
@@ -279,6 +307,13 @@ func (a *agent) heartbeatLoop(ctx context.Context, o options, st *stats) {
 		} else if measured {
 			a.hbOK.Add(1)
 		}
-		wait = jittered(o.interval, o.jitter)
+		switch {
+		case !o.longPoll:
+			wait = jittered(o.interval, o.jitter)
+		case err != nil:
+			wait = time.Second + time.Duration(rand.Int64N(int64(4*time.Second)))
+		default:
+			wait = 0 // the real agent polls again at once
+		}
 	}
 }

@@ -44,6 +44,8 @@ type options struct {
 	pid          int
 	reqTimeout   time.Duration
 	idleConnTime time.Duration
+	longPoll     bool
+	maxWait      time.Duration
 }
 
 func main() {
@@ -65,6 +67,8 @@ func main() {
 	flag.IntVar(&o.pid, "pid", 0, "manager PID to sample CPU and RSS from /proc")
 	flag.DurationVar(&o.reqTimeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.DurationVar(&o.idleConnTime, "idle-conn-timeout", 0, "keep-alive idle timeout per agent (default: three intervals)")
+	flag.BoolVar(&o.longPoll, "long-poll", false, "heartbeat as the real agent does: ?wait=interval±jitter, re-polled as soon as answered (latency = answer time beyond the wait)")
+	flag.DurationVar(&o.maxWait, "max-wait", 60*time.Second, "the manager's cap on a long poll, to tell a timely answer from a late one")
 	flag.Parse()
 	if o.warmup == 0 {
 		o.warmup = o.interval
@@ -117,6 +121,7 @@ func run(ctx context.Context, o options) error {
 	o.url = strings.TrimRight(o.url, "/")
 	st := newStats()
 	proc := newProcSampler(o.pid)
+	self := newProcSampler(os.Getpid())
 	if o.token == "" {
 		if o.apiKey == "" {
 			return fmt.Errorf("need -token or -apikey")
@@ -128,6 +133,7 @@ func run(ctx context.Context, o options) error {
 
 	// Phase 1: enrolment.
 	proc.mark("enroll")
+	self.mark("enroll")
 	t0 := time.Now()
 	agents, err := enrollAll(ctx, o, pool, st)
 	if err != nil {
@@ -150,12 +156,14 @@ func run(ctx context.Context, o options) error {
 	}
 	st.setPhase(phaseWarmup)
 	proc.mark("warmup")
+	self.mark("warmup")
 	log.Printf("warm-up %s (heartbeat %s ±%.0f%%)", o.warmup, o.interval, o.jitter*100)
 	if !sleep(ctx, o.warmup) {
 		return ctx.Err()
 	}
 	st.setPhase(phaseQuiet)
 	proc.mark("quiet")
+	self.mark("quiet")
 	log.Printf("measuring heartbeats for %s", o.quiet)
 	if !sleep(ctx, o.quiet) {
 		return ctx.Err()
@@ -165,15 +173,17 @@ func run(ctx context.Context, o options) error {
 	if o.ingest > 0 && o.eventAgents > 0 {
 		st.setPhase(phaseIngest)
 		proc.mark("ingest")
+		self.mark("ingest")
 		log.Printf("ingesting with %d agents × %d-event batches for %s", o.eventAgents, o.batch, o.ingest)
 		ingested, ingestDur = ingestAll(ctx, o, agents[:o.eventAgents], st)
 	}
 	st.setPhase(phaseDone)
 	proc.mark("end")
+	self.mark("end")
 	cancel()
 	wg.Wait()
 
-	report(o, st, proc, agents, enrollDur, ingested, ingestDur)
+	report(o, st, proc, self, agents, enrollDur, ingested, ingestDur)
 	return nil
 }
 

@@ -14,11 +14,12 @@ import (
 // CPU as the utime+stime delta between marks, RSS sampled each second
 // (peak and mean per phase).
 type procSampler struct {
-	pid   int
-	mu    sync.Mutex
-	marks []procMark
-	cur   *procPhase
-	done  chan struct{}
+	pid    int
+	mu     sync.Mutex
+	marks  []procMark
+	cur    *procPhase
+	byName map[string]*procPhase
+	done   chan struct{}
 }
 
 type procMark struct {
@@ -44,7 +45,7 @@ type phaseUsage struct {
 const clockTicks = 100 // USER_HZ on Linux
 
 func newProcSampler(pid int) *procSampler {
-	p := &procSampler{pid: pid, done: make(chan struct{})}
+	p := &procSampler{pid: pid, done: make(chan struct{}), byName: map[string]*procPhase{}}
 	if pid > 0 {
 		go p.loop()
 	}
@@ -74,8 +75,6 @@ func (p *procSampler) loop() {
 	}
 }
 
-var phaseRSS = map[string]*procPhase{}
-
 // mark ends the current phase and starts the named one.
 func (p *procSampler) mark(name string) {
 	if p.pid <= 0 {
@@ -86,7 +85,7 @@ func (p *procSampler) mark(name string) {
 	defer p.mu.Unlock()
 	p.marks = append(p.marks, procMark{name: name, at: time.Now(), cpu: cpu})
 	p.cur = &procPhase{name: name}
-	phaseRSS[name] = p.cur
+	p.byName[name] = p.cur
 	if name == "end" {
 		close(p.done)
 	}
@@ -102,7 +101,7 @@ func (p *procSampler) usage() []phaseUsage {
 		if u.dur > 0 {
 			u.cpuPercent = 100 * float64(b.cpu-a.cpu) / float64(u.dur)
 		}
-		if ph := phaseRSS[a.name]; ph != nil && ph.n > 0 {
+		if ph := p.byName[a.name]; ph != nil && ph.n > 0 {
 			u.rssMaxMB = float64(ph.rssMax) / (1 << 20)
 			u.rssMeanMB = float64(ph.rssSum) / float64(ph.n) / (1 << 20)
 		}

@@ -8,7 +8,7 @@ import (
 
 // report prints human lines, then "result key=value" lines that run.sh
 // reads.
-func report(o options, st *stats, proc *procSampler, agents []*agent, enrollDur time.Duration, ingested int64, ingestDur time.Duration) {
+func report(o options, st *stats, proc, self *procSampler, agents []*agent, enrollDur time.Duration, ingested int64, ingestDur time.Duration) {
 	sustained := 0
 	for _, a := range agents {
 		if a.hbOK.Load() > 0 && a.hbFail.Load() == 0 {
@@ -16,7 +16,11 @@ func report(o options, st *stats, proc *procSampler, agents []*agent, enrollDur 
 		}
 	}
 	en := st.samples("enroll", phaseEnroll)
-	fmt.Printf("\n== mamori manager load: %d agents, heartbeat %s ±%.0f%%, %d event agents × %d-event batches\n", o.agents, o.interval, o.jitter*100, o.eventAgents, o.batch)
+	mode := "interval"
+	if o.longPoll {
+		mode = "long-poll; latency = answer time beyond the poll deadline"
+	}
+	fmt.Printf("\n== mamori manager load: %d agents, heartbeat %s ±%.0f%% (%s), %d event agents × %d-event batches\n", o.agents, o.interval, o.jitter*100, mode, o.eventAgents, o.batch)
 	fmt.Printf("enrolment: %d ok in %s (%.0f/s), p50 %s p99 %s\n", len(en), enrollDur.Round(time.Millisecond), float64(len(en))/enrollDur.Seconds(), ms(pct(en, .5)), ms(pct(en, .99)))
 	for _, p := range []phase{phaseWarmup, phaseQuiet, phaseIngest} {
 		hb := st.samples("heartbeat", p)
@@ -24,8 +28,12 @@ func report(o options, st *stats, proc *procSampler, agents []*agent, enrollDur 
 		if len(hb) == 0 {
 			continue
 		}
-		fmt.Printf("heartbeat[%s]: n=%d p50 %s p90 %s p99 %s max %s; policy fetches %d p99 %s\n",
+		fmt.Printf("heartbeat[%s]: n=%d p50 %s p90 %s p99 %s max %s; policy fetches %d p99 %s",
 			phaseNames[p], len(hb), ms(pct(hb, .5)), ms(pct(hb, .9)), ms(pct(hb, .99)), ms(pct(hb, 1)), len(pol), ms(pct(pol, .99)))
+		if early := st.samples("heartbeat-early", p); len(early) > 0 {
+			fmt.Printf("; %d long polls answered early (news)", len(early))
+		}
+		fmt.Println()
 	}
 	var evps float64
 	if ingestDur > 0 {
@@ -50,6 +58,29 @@ func report(o options, st *stats, proc *procSampler, agents []*agent, enrollDur 
 	for _, u := range proc.usage() {
 		fmt.Printf("manager[%s]: %s, CPU %.0f%% of one core, RSS max %.0f MB mean %.0f MB\n", u.name, u.dur.Round(time.Second), u.cpuPercent, u.rssMaxMB, u.rssMeanMB)
 		fmt.Printf("result manager_cpu_%s_percent=%.1f manager_rss_%s_max_mb=%.0f\n", u.name, u.cpuPercent, u.name, u.rssMaxMB)
+	}
+	// CPU cost per unit of work is what a starved, shared machine still
+	// measures fairly: it projects what one idle core would sustain.
+	for _, u := range proc.usage() {
+		cpuSec := u.cpuPercent / 100 * u.dur.Seconds()
+		switch u.name {
+		case "quiet":
+			if n := len(st.samples("heartbeat", phaseQuiet)); n > 0 && cpuSec > 0 {
+				per := cpuSec / float64(n)
+				fmt.Printf("manager CPU per answered heartbeat: %.2f ms (quiet window; inflated when requests time out) → one core sustains about %.0f heartbeats/s, %.0f agents at %s\n",
+					per*1000, 1/per, o.interval.Seconds()/per, o.interval)
+				fmt.Printf("result manager_cpu_ms_per_heartbeat=%.3f\n", per*1000)
+			}
+		case "ingest":
+			if ingested > 0 && cpuSec > 0 {
+				per := cpuSec / float64(ingested)
+				fmt.Printf("manager CPU per 1000 events ingested: %.1f ms → one core sustains about %.0f events/s\n", per*1e6, 1/per)
+				fmt.Printf("result manager_cpu_ms_per_1000_events=%.2f\n", per*1e6)
+			}
+		}
+	}
+	for _, u := range self.usage() {
+		fmt.Printf("loadgen[%s]: CPU %.0f%% of one core, RSS max %.0f MB\n", u.name, u.cpuPercent, u.rssMaxMB)
 	}
 	quiet := st.samples("heartbeat", phaseQuiet)
 	under := st.samples("heartbeat", phaseIngest)
