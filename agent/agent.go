@@ -103,6 +103,8 @@ type Agent struct {
 	skew         float64
 	heartbeat    time.Duration
 	doneCommands map[string]bool
+	refused      map[string]error  // "name/version" of packs that failed verification
+	reported     map[string]string // key → reason last reported as an event
 	metricsAddr  string
 }
 
@@ -129,7 +131,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{
 		cfg: cfg, log: log, cl: cl, id: cl.Identity(), runners: map[string]*runner{},
 		blocker: &blockerRef{}, wake: make(chan struct{}, 1), heartbeat: 60 * time.Second,
-		doneCommands: map[string]bool{}, packs: map[string]activePack{},
+		doneCommands: map[string]bool{}, packs: map[string]activePack{}, refused: map[string]error{}, reported: map[string]string{},
 	}
 	if err := a.loadKeys(); err != nil {
 		return nil, err
@@ -278,6 +280,13 @@ func (a *Agent) kick() {
 
 func (a *Agent) moduleNote(name string, st ModuleStatus, err error) {
 	if err == nil {
+		// A transition to unavailable is worth one event: the operator sees
+		// which layer is missing on which host, and why.
+		if st.State == StateUnavailable && a.firstReport(name, st.Reason) {
+			a.report(event.KindAgentModuleState, event.SeverityLow,
+				fmt.Sprintf("module %s unavailable on this host: %s", name, st.Reason),
+				map[string]string{"module_name": name, "state": string(st.State), "reason": st.Reason})
+		}
 		return
 	}
 	a.report(event.KindAgentModuleState, event.SeverityMedium,
@@ -347,4 +356,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// firstReport reports whether reason is news for key (a module name, or
+// an agent-level condition), so a module that stays unavailable across
+// policy changes, or a failing re-enrolment, is reported once.
+func (a *Agent) firstReport(key, reason string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.reported[key] == reason {
+		return false
+	}
+	a.reported[key] = reason
+	return true
 }

@@ -2,8 +2,14 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"syscall"
+	"time"
 
 	"github.com/mamori-sec/mamori/agent/client"
 	"github.com/mamori-sec/mamori/agent/identity"
@@ -28,6 +34,10 @@ type EnrollOptions struct {
 	KeepToken bool
 	// Host overrides host detection (tests).
 	Host *api.HostInfo
+	// RetryFor keeps retrying transient failures (manager not up yet,
+	// network not ready at first boot) with back-off for this long; refusals
+	// (bad token, bad CSR) and TLS trust failures end at once. 0 = one try.
+	RetryFor time.Duration
 }
 
 // Enroll enrols this host with the manager and stores the identity in the
@@ -47,12 +57,23 @@ func Enroll(ctx context.Context, o EnrollOptions) error {
 	if o.Host != nil {
 		host = *o.Host
 	}
-	_, err := client.Enroll(ctx, client.EnrollOptions{
-		ManagerURL: o.ManagerURL, Token: o.Token, CAPEM: o.CAPEM, CAPin: o.CAPin,
-		DataDir: o.DataDir, Host: host, KeepToken: o.KeepToken,
-	})
-	if err != nil {
-		return err
+	deadline := time.Now().Add(o.RetryFor)
+	bo := client.Backoff{Min: 500 * time.Millisecond, Max: 10 * time.Second}
+	for {
+		_, err := client.Enroll(ctx, client.EnrollOptions{
+			ManagerURL: o.ManagerURL, Token: o.Token, CAPEM: o.CAPEM, CAPin: o.CAPin,
+			DataDir: o.DataDir, Host: host, KeepToken: o.KeepToken,
+		})
+		if err == nil {
+			break
+		}
+		d := bo.Next()
+		if !transient(err) || time.Now().Add(d).After(deadline) {
+			return err
+		}
+		if sleep(ctx, d) != nil {
+			return err
+		}
 	}
 	if _, err := selfprotect.Harden(o.DataDir); err != nil {
 		return fmt.Errorf("enrolling: %w", err)
@@ -64,4 +85,26 @@ func Enroll(ctx context.Context, o EnrollOptions) error {
 func Enrolled(dataDir string) bool {
 	_, err := client.LoadIdentity(dataDir)
 	return err == nil
+}
+
+// transient reports whether an enrolment error may go away by itself: the
+// manager unreachable or answering 5xx/429. A refusal or a certificate that
+// does not verify will not.
+func transient(err error) bool {
+	var se *client.StatusError
+	if errors.As(err, &se) {
+		return !client.Permanent(err)
+	}
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	if errors.As(err, &ue) || errors.As(err, &he) || errors.As(err, &ce) {
+		return false
+	}
+	// Dial and connection errors are *net.OpError; a handshake refused by
+	// our own verification (pin mismatch) is not, and must not be retried.
+	var oe *net.OpError
+	var ne net.Error
+	return errors.As(err, &oe) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || (errors.As(err, &ne) && ne.Timeout())
 }

@@ -52,8 +52,15 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	a.mu.Unlock()
 	wait := a.cfg.HeartbeatWait
 	if wait <= 0 {
-		wait = client.Jitter(interval, 0.1)
+		// Whole seconds: "54s" reads the same to any server.
+		wait = max(client.Jitter(interval, 0.1).Round(time.Second), time.Second)
 	}
+	// Host facts are read afresh: addresses change, and a cloned image
+	// booted elsewhere has a new machine-id the manager must see.
+	host := a.cfg.Host()
+	a.mu.Lock()
+	a.host = host
+	a.mu.Unlock()
 	hb := a.buildHeartbeat()
 	resp, err := cl.Heartbeat(ctx, hb, wait)
 	if err != nil {
@@ -72,13 +79,20 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 		if err := a.syncPolicy(ctx, false); err != nil {
 			errs = append(errs, err)
 		}
+	} else if a.packsMissing() {
+		a.mu.Lock()
+		p := a.policy
+		a.mu.Unlock()
+		if err := a.applyPolicy(ctx, p, false); err != nil {
+			a.log.Warn("retrying rule packs", "err", err)
+		}
 	}
 	for _, cmd := range resp.Commands {
 		if err := a.runCommand(ctx, cmd); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if resp.RenewCertificate {
+	if resp.RenewCertificate || a.certDue() {
 		if err := a.renew(ctx); err != nil {
 			errs = append(errs, err)
 		}
@@ -193,6 +207,11 @@ func (a *Agent) reenrol(ctx context.Context, cause error) error {
 	host := a.cfg.Host()
 	id, err := client.Enroll(ctx, client.EnrollOptions{ManagerURL: old.ManagerURL, Token: token, CAPEM: caPEM, DataDir: a.cfg.DataDir, Host: host, KeepToken: true})
 	if err != nil {
+		if client.Permanent(err) && a.firstReport("agent.identity", err.Error()) {
+			a.report(event.KindAgentIdentity, event.SeverityHigh,
+				fmt.Sprintf("the manager reports this agent's identity as a clone and re-enrolment with the kept token failed: %v; run mamori agent enroll", err),
+				map[string]string{"old_computer_id": old.ComputerID})
+		}
 		return fmt.Errorf("re-enrolling after clone report: %w", err)
 	}
 	cl, err := client.Load(a.cfg.DataDir)
@@ -210,4 +229,18 @@ func (a *Agent) reenrol(ctx context.Context, cause error) error {
 		fmt.Sprintf("the manager reported computer %s's identity on this machine (cloned image); enrolled as new computer %s", old.ComputerID, id.ComputerID),
 		map[string]string{"old_computer_id": old.ComputerID, "new_computer_id": id.ComputerID})
 	return err
+}
+
+// certDue reports whether the client certificate is in the last third of
+// its life: the agent renews by itself then, so a manager that never asks
+// (or an agent offline for a while) does not end with an expired identity.
+func (a *Agent) certDue() bool {
+	a.mu.Lock()
+	cl := a.cl
+	a.mu.Unlock()
+	nb, na := cl.CertificateValidity()
+	if na.IsZero() {
+		return false
+	}
+	return time.Until(na) < na.Sub(nb)/3
 }

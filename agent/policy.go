@@ -51,14 +51,38 @@ func (a *Agent) syncPolicy(ctx context.Context, force bool) error {
 	if err != nil {
 		return fmt.Errorf("fetching policy: %w", err)
 	}
-	return a.applyPolicy(ctx, p)
+	return a.applyPolicy(ctx, p, force)
+}
+
+// packsMissing reports whether the applied policy names a pack version that
+// is neither active nor known bad: a download that failed (manager busy,
+// network) or a cache that was lost, to be retried on the next heartbeat.
+func (a *Agent) packsMissing() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.policy == nil {
+		return false
+	}
+	for _, ref := range a.policy.RulePacks {
+		if cur, ok := a.packs[ref.Name]; ok && cur.Ref.Version == ref.Version {
+			continue
+		}
+		if _, bad := a.refused[ref.Name+"/"+ref.Version]; !bad {
+			return true
+		}
+	}
+	return false
 }
 
 // applyPolicy installs a new effective policy: download and verify the
 // rule packs it names (a pack that fails keeps its previous version), then
 // reconfigure every module, then cache policy and packs on disk so a
 // restart resumes with them even offline.
-func (a *Agent) applyPolicy(ctx context.Context, p *api.EffectivePolicy) error {
+//
+// A pack version that failed verification is not fetched again (it would be
+// refused again, and reported again, every heartbeat) unless retryRefused:
+// the operator's "update now".
+func (a *Agent) applyPolicy(ctx context.Context, p *api.EffectivePolicy, retryRefused bool) error {
 	var problems []string
 	a.mu.Lock()
 	cl, keys := a.cl, a.keys
@@ -73,8 +97,25 @@ func (a *Agent) applyPolicy(ctx context.Context, p *api.EffectivePolicy) error {
 		if cur, ok := active[ref.Name]; ok && cur.Ref.Version == ref.Version && (ref.SHA256 == "" || strings.EqualFold(cur.Ref.SHA256, ref.SHA256)) {
 			continue
 		}
-		ap, err := a.fetchPack(ctx, cl, ref, keys)
+		key := ref.Name + "/" + ref.Version
+		a.mu.Lock()
+		prevErr, bad := a.refused[key]
+		a.mu.Unlock()
+		if bad && !retryRefused {
+			problems = append(problems, prevErr.Error())
+			continue
+		}
+		archive, err := cl.RulePack(ctx, ref.Name, ref.Version)
 		if err != nil {
+			// Transient: keep what is active, retry on the next heartbeat.
+			problems = append(problems, fmt.Sprintf("downloading rule pack %s: %v", key, err))
+			continue
+		}
+		ap, err := a.verifyPack(ref, archive, keys)
+		if err != nil {
+			a.mu.Lock()
+			a.refused[key] = err
+			a.mu.Unlock()
 			prev := "none"
 			if cur, ok := active[ref.Name]; ok {
 				prev = cur.Ref.Version
@@ -129,13 +170,9 @@ func (a *Agent) applyPolicy(ctx context.Context, p *api.EffectivePolicy) error {
 	return nil
 }
 
-func (a *Agent) fetchPack(ctx context.Context, cl *client.Client, ref api.RulePackRef, keys []ed25519.PublicKey) (activePack, error) {
+func (a *Agent) verifyPack(ref api.RulePackRef, archive []byte, keys []ed25519.PublicKey) (activePack, error) {
 	if len(keys) == 0 {
 		return activePack{}, fmt.Errorf("rule pack %s/%s: no trusted rule-pack keys from enrolment", ref.Name, ref.Version)
-	}
-	archive, err := cl.RulePack(ctx, ref.Name, ref.Version)
-	if err != nil {
-		return activePack{}, fmt.Errorf("downloading rule pack %s/%s: %w", ref.Name, ref.Version, err)
 	}
 	return installPack(a.packsDir(), ref, archive, keys)
 }

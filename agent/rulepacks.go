@@ -57,6 +57,9 @@ func saveActivePacks(dir string, m map[string]activePack) error {
 	if err != nil {
 		return fmt.Errorf("encoding active rule packs: %w", err)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("saving active rule packs: %w", err)
+	}
 	return atomicfile.Write(filepath.Join(dir, activePacksFile), b, 0o600)
 }
 

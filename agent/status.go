@@ -64,7 +64,7 @@ func (a *Agent) writeStatus() {
 	if err != nil {
 		return
 	}
-	if err := atomicfile.Write(filepath.Join(a.cfg.DataDir, StatusFile), b, 0o600); err != nil {
+	if err := atomicfile.WriteVolatile(filepath.Join(a.cfg.DataDir, StatusFile), b, 0o600); err != nil {
 		a.log.Debug("writing status file", "err", err)
 	}
 }

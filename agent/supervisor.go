@@ -110,11 +110,14 @@ func (r *runner) start(parent context.Context) {
 	r.mu.Lock()
 	r.cancel, r.done = cancel, done
 	r.mu.Unlock()
+	r.setState(StateRunning, "")
 	go func() {
 		defer close(done)
 		delay := restartMin
-		for {
-			r.setState(StateRunning, "")
+		for first := true; ; first = false {
+			if !first {
+				r.setState(StateRunning, "")
+			}
 			began := time.Now()
 			err := r.runOnce(ctx)
 			if ctx.Err() != nil {

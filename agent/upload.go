@@ -94,7 +94,8 @@ func (a *Agent) reportDrops() {
 	st := a.ob.Stats()
 	// Wait for room: under drop_newest a report into a full queue would
 	// itself be dropped, and counted, forever.
-	if st.Dropped <= st.Reported || st.Bytes+64<<10 > st.MaxBytes {
+	margin := min(64<<10, st.MaxBytes/8)
+	if st.Dropped <= st.Reported || st.Bytes+margin > st.MaxBytes {
 		return
 	}
 	n := st.Dropped - st.Reported

@@ -373,3 +373,14 @@ func RemoveIdentity(dir string) error {
 	}
 	return nil
 }
+
+// CertificateValidity returns NotBefore and NotAfter of the current client
+// certificate.
+func (c *Client) CertificateValidity() (notBefore, notAfter time.Time) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.cert.Leaf == nil {
+		return
+	}
+	return c.cert.Leaf.NotBefore, c.cert.Leaf.NotAfter
+}

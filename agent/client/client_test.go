@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mamori-sec/mamori/agent/internal/testmanager"
+	"github.com/mamori-sec/mamori/agent/testmanager"
 	"github.com/mamori-sec/mamori/api"
 )
 

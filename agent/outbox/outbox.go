@@ -108,6 +108,15 @@ type Outbox struct {
 	recovery Recovery
 	commits  int64 // fsyncs of appended data, for the group-commit test
 
+	fixedSegments bool // SegmentBytes was set by the caller, not derived
+
+	// inflight is the batch being read or uploaded; drop_oldest records
+	// removed from it, [first, dropMark), are in doubt until Ack.
+	inflight struct {
+		first, next, dropMark uint64
+		valid                 bool
+	}
+
 	lastDropSave time.Time
 	dropUnsaved  bool
 
@@ -132,6 +141,7 @@ type appendReq struct {
 // segment is read, a torn or corrupt tail is cut off (the records before it
 // are kept) and the cursor is clamped to what exists.
 func Open(dir string, opts Options) (*Outbox, error) {
+	fixed := opts.SegmentBytes > 0
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -139,7 +149,7 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening outbox: %w", err)
 	}
-	o := &Outbox{dir: dir, opts: opts, reqs: make(chan *appendReq, 256), done: make(chan struct{})}
+	o := &Outbox{dir: dir, opts: opts, fixedSegments: fixed, reqs: make(chan *appendReq, 256), done: make(chan struct{})}
 	o.st, err = loadState(dir)
 	if err != nil {
 		opts.Logger.Warn("outbox cursor unreadable; resending everything on disk", "err", err)
@@ -271,7 +281,19 @@ func (o *Outbox) Append(evs ...event.Event) error {
 	case <-o.done:
 		return ErrClosed
 	}
-	return <-req.err
+	// The request may sit in the channel's buffer when Close stops the
+	// committer, so waiting on the answer alone could block forever.
+	select {
+	case err := <-req.err:
+		return err
+	case <-o.done:
+		select {
+		case err := <-req.err:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 // commitLoop is the single writer: it gathers whatever appends are waiting,
@@ -400,8 +422,19 @@ func (o *Outbox) makeRoomLocked(size int64) bool {
 	for o.bytes+size > o.opts.MaxBytes && len(o.segs) > 1 {
 		s := o.segs[0]
 		if s.end() > o.st.Acked {
-			o.st.Dropped += int64(s.end() - max(s.first, o.st.Acked))
-			o.st.Acked = s.end()
+			lo, hi := max(s.first, o.st.Acked), s.end()
+			// Records of the batch being read or uploaded right now may
+			// still be delivered: they stay "in doubt" until that batch is
+			// acknowledged (delivered, not dropped) or not (dropped).
+			var doubt uint64
+			if f := &o.inflight; f.valid {
+				if a, b := max(lo, f.first), min(hi, f.next); b > a {
+					doubt = b - a
+					f.dropMark = max(f.dropMark, b)
+				}
+			}
+			o.st.Dropped += int64(hi - lo - doubt)
+			o.st.Acked = hi
 			o.pos = position{}
 		}
 		o.removeSegmentLocked(0)
@@ -436,6 +469,7 @@ func (o *Outbox) Close() error {
 	o.closed = true
 	close(o.done)
 	var err error
+	o.settleDoubtLocked()
 	if o.dropUnsaved {
 		err = saveState(o.dir, o.st)
 	}
@@ -482,13 +516,19 @@ func (o *Outbox) Recovery() Recovery {
 
 // SetLimits changes the disk budget and overflow policy (a policy change).
 func (o *Outbox) SetLimits(maxBytes int64, overflow string) error {
-	n, err := Options{MaxBytes: maxBytes, Overflow: overflow, SegmentBytes: o.opts.SegmentBytes, Logger: o.opts.Logger}.withDefaults()
+	seg := int64(0)
+	if o.fixedSegments {
+		seg = o.opts.SegmentBytes
+	}
+	n, err := Options{MaxBytes: maxBytes, Overflow: overflow, SegmentBytes: seg, Logger: o.opts.Logger}.withDefaults()
 	if err != nil {
 		return err
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.opts.MaxBytes, o.opts.Overflow = n.MaxBytes, n.Overflow
+	// New segments take the new size; the active one rolls over when it
+	// passes it.
+	o.opts.MaxBytes, o.opts.Overflow, o.opts.SegmentBytes = n.MaxBytes, n.Overflow, n.SegmentBytes
 	return nil
 }
 
@@ -502,4 +542,23 @@ func (o *Outbox) MarkReported(total int64) error {
 	}
 	o.st.Reported = min(total, o.st.Dropped)
 	return saveState(o.dir, o.st)
+}
+
+// inDoubt counts the in-flight records drop_oldest removed.
+func (o *Outbox) inDoubt() uint64 {
+	f := o.inflight
+	if !f.valid || f.dropMark <= f.first {
+		return 0
+	}
+	return min(f.dropMark, f.next) - f.first
+}
+
+// settleDoubtLocked counts in-doubt records as dropped: their batch was
+// not acknowledged, so as far as the agent knows they were not delivered.
+func (o *Outbox) settleDoubtLocked() {
+	if d := o.inDoubt(); d > 0 {
+		o.st.Dropped += int64(d)
+		o.dropUnsaved = true
+	}
+	o.inflight.valid, o.inflight.dropMark = false, 0
 }

@@ -26,7 +26,12 @@ func (o *Outbox) Read(maxEvents int, maxBytes int) (Batch, error) {
 		o.mu.Unlock()
 		return Batch{}, ErrClosed
 	}
+	// A new read means the previous batch was not acknowledged.
+	o.settleDoubtLocked()
 	start, limit, pos := o.st.Acked, o.durable, o.pos
+	// In flight from now: a drop while the files are read below must not
+	// count records this batch returns.
+	o.inflight.first, o.inflight.next, o.inflight.valid = start, limit, true
 	segs := make([]segment, 0, len(o.segs))
 	for _, s := range o.segs {
 		segs = append(segs, *s)
@@ -69,6 +74,20 @@ func (o *Outbox) Read(maxEvents int, maxBytes int) (Batch, error) {
 		}
 	}
 	b.Next = seq
+	// Narrow the in-flight range to what the batch holds; dropped records
+	// outside it were not returned and count as dropped now.
+	o.mu.Lock()
+	before := o.inDoubt()
+	if len(b.Events) == 0 {
+		o.inflight.first, o.inflight.next = start, start
+	} else {
+		o.inflight.first, o.inflight.next = b.First, b.Next
+	}
+	if d := before - o.inDoubt(); d > 0 {
+		o.st.Dropped += int64(d)
+		o.dropUnsaved = true
+	}
+	o.mu.Unlock()
 	return b, nil
 }
 
@@ -143,6 +162,10 @@ func (o *Outbox) Ack(b Batch) error {
 	defer o.mu.Unlock()
 	if o.closed {
 		return ErrClosed
+	}
+	if o.inflight.valid && o.inflight.first == b.First && o.inflight.next == b.Next {
+		// Delivered: whatever drop_oldest removed of it was not lost.
+		o.inflight.valid, o.inflight.dropMark = false, 0
 	}
 	if b.Next <= o.st.Acked {
 		return nil

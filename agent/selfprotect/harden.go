@@ -46,3 +46,25 @@ func Harden(dir string) ([]string, error) {
 	}
 	return fixed, nil
 }
+
+// FixModes makes each existing path owner-only (0700 for directories, 0600
+// for files) and returns those it changed. Missing paths are skipped.
+func FixModes(paths []string) []string {
+	var fixed []string
+	for _, p := range paths {
+		fi, err := os.Lstat(p)
+		if err != nil || fi.Mode()&fs.ModeSymlink != 0 {
+			continue
+		}
+		want := fs.FileMode(0o600)
+		if fi.IsDir() {
+			want = 0o700
+		}
+		if fi.Mode().Perm()&^want != 0 {
+			if os.Chmod(p, fi.Mode().Perm()&want) == nil {
+				fixed = append(fixed, p)
+			}
+		}
+	}
+	return fixed
+}

@@ -9,8 +9,17 @@ import (
 	"path/filepath"
 )
 
-// Write replaces file with data, created with perm.
-func Write(file string, data []byte, perm os.FileMode) error {
+// Write replaces file with data, created with perm, durably.
+func Write(file string, data []byte, perm os.FileMode) error { return write(file, data, perm, true) }
+
+// WriteVolatile replaces file atomically but without fsync: for files
+// rewritten every few seconds whose loss in a crash costs nothing (the
+// status file), so an idle agent does not keep the disk busy.
+func WriteVolatile(file string, data []byte, perm os.FileMode) error {
+	return write(file, data, perm, false)
+}
+
+func write(file string, data []byte, perm os.FileMode, durable bool) error {
 	dir := filepath.Dir(file)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(file)+".tmp*")
 	if err != nil {
@@ -28,8 +37,10 @@ func Write(file string, data []byte, perm os.FileMode) error {
 	if err := f.Chmod(perm); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
@@ -38,6 +49,9 @@ func Write(file string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp, file); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	if !durable {
+		return nil
 	}
 	return SyncDir(dir)
 }

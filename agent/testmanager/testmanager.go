@@ -122,6 +122,26 @@ func New() (*Server, error) {
 	return s, nil
 }
 
+// SetFailEvents makes the next n event uploads answer 503.
+func (s *Server) SetFailEvents(n int) {
+	s.mu.Lock()
+	s.FailEvents = n
+	s.mu.Unlock()
+}
+
+// SetCertExpiry sets the lifetime of certificates issued from now on.
+func (s *Server) SetCertExpiry(d time.Duration) {
+	s.mu.Lock()
+	s.CertExpiry = d
+	s.mu.Unlock()
+}
+
+func (s *Server) certExpiry() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.CertExpiry
+}
+
 // AddToken creates an enrolment token good for uses enrolments.
 func (s *Server) AddToken(tok string, uses int) {
 	s.mu.Lock()
@@ -180,6 +200,11 @@ func (s *Server) Computer(id string) (Computer, bool) {
 		return Computer{}, false
 	}
 	cp := *c
+	cp.Serials = map[string]bool{}
+	for k, v := range c.Serials {
+		cp.Serials[k] = v
+	}
+	cp.Commands = append([]api.Command(nil), c.Commands...)
 	cp.Acks = map[string]api.CommandAck{}
 	for k, v := range c.Acks {
 		cp.Acks[k] = v
@@ -306,7 +331,7 @@ func (s *Server) sign(csrPEM, cn string) (string, string, error) {
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-5 * time.Minute), NotAfter: time.Now().Add(s.CertExpiry),
+		NotBefore: time.Now().Add(-5 * time.Minute), NotAfter: time.Now().Add(s.certExpiry()),
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, s.CACert, csr.PublicKey, s.caKey)

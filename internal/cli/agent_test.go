@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mamori-sec/mamori/agent"
+	"github.com/mamori-sec/mamori/agent/client"
+	"github.com/mamori-sec/mamori/agent/modules"
+	"github.com/mamori-sec/mamori/agent/testmanager"
+	"github.com/mamori-sec/mamori/api"
+)
+
+func runAgentCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func agentExitCode(err error) int {
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	if err != nil {
+		return 2
+	}
+	return 0
+}
+
+func TestAgentEnrollWithCAFileAndPin(t *testing.T) {
+	m, err := testmanager.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.AddToken("tok", 5)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, m.CAPEM, 0o644)
+
+	dir := t.TempDir()
+	out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-cert", caFile, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("enroll --ca-cert = %v\n%s", err, out)
+	}
+	if !agent.Enrolled(dir) || client.SavedToken(dir) != "tok" {
+		t.Fatalf("after enroll: enrolled=%v token=%q", agent.Enrolled(dir), client.SavedToken(dir))
+	}
+	dir2 := t.TempDir()
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", client.SPKIPin(m.CACert), "--data-dir", dir2); err != nil {
+		t.Fatalf("enroll --ca-pin = %v\n%s", err, out)
+	}
+	_, err = runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--data-dir", t.TempDir())
+	if agentExitCode(err) != 2 || !strings.Contains(err.Error(), "--ca-cert") {
+		t.Fatalf("enroll without CA = %v, want exit 2 asking for --ca-cert", err)
+	}
+	_, err = runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "wrong", "--ca-cert", caFile, "--data-dir", t.TempDir())
+	if agentExitCode(err) != 1 {
+		t.Fatalf("enroll with a bad token = %v, want exit 1", err)
+	}
+}
+
+func TestAgentStatusReadsStatusFile(t *testing.T) {
+	dir := t.TempDir()
+	s := agent.Status{
+		Time: time.Now(), PID: 42, ComputerID: "c1", ManagerURL: "https://m:8443", PolicyVersion: "abc123",
+		QueueDepth: 7, Dropped: 2, LastContact: time.Now().Add(-5 * time.Second),
+		Modules: []agent.ModuleStatus{{Name: "antimalware", State: agent.StateUnavailable, Reason: "needs root"}, {Name: "integrity", State: agent.StateRunning, Mode: "inotify", RuleCount: 12}},
+	}
+	b, _ := json.Marshal(s)
+	os.WriteFile(filepath.Join(dir, agent.StatusFile), b, 0o600)
+	out, err := runAgentCLI(t, "agent", "status", "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("status = %v", err)
+	}
+	for _, want := range []string{"abc123", "7 events", "2 dropped", "antimalware", "unavailable", "needs root", "inotify", "ago"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := runAgentCLI(t, "agent", "status", "--data-dir", t.TempDir()); agentExitCode(err) != 2 {
+		t.Fatalf("status without a status file = %v, want exit 2", err)
+	}
+}
+
+func TestAgentInstallDryRun(t *testing.T) {
+	out, err := runAgentCLI(t, "agent", "install", "--dry-run", "--data-dir", "/srv/mamori", "--binary", "/usr/local/bin/mamori")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "ExecStart=/usr/local/bin/mamori agent run --data-dir /srv/mamori") || !strings.Contains(out, "WantedBy=multi-user.target") {
+		t.Fatalf("unit:\n%s", out)
+	}
+	unit := filepath.Join(t.TempDir(), "mamori-agent.service")
+	if _, err := runAgentCLI(t, "agent", "install", "--unit", unit, "--binary", "/x/mamori"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(unit); !strings.Contains(string(b), "ExecStart=/x/mamori agent run") {
+		t.Fatalf("written unit:\n%s", b)
+	}
+}
+
+func TestAgentRunWritesStatus(t *testing.T) {
+	m, err := testmanager.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.AddToken("tok", 1)
+	m.SetPolicy(api.EffectivePolicy{Version: "pv1", HeartbeatSeconds: 60, Modules: map[string]api.ModulePolicy{"integrity": {Enabled: true}}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, m.CAPEM, 0o644)
+	dir := t.TempDir()
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-cert", caFile, "--data-dir", dir); err != nil {
+		t.Fatalf("enroll = %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		root := NewRoot()
+		root.SetArgs([]string{"agent", "run", "--data-dir", dir})
+		done <- root.ExecuteContext(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := agent.ReadStatus(dir)
+		if err == nil && s.PolicyVersion == "pv1" && len(s.Modules) == len(modules.All()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status with policy pv1 after 10 s: %+v, %v", s, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("agent run = %v", err)
+	}
+	out, err := runAgentCLI(t, "agent", "status", "--data-dir", dir)
+	if err != nil || !strings.Contains(out, "pv1") || !strings.Contains(out, "integrity") {
+		t.Fatalf("status = %v\n%s", err, out)
+	}
+}
