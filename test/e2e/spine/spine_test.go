@@ -200,4 +200,3 @@ func TestManagerDownWhileAgentsEmit(t *testing.T) {
 		})
 	}
 }
-
