@@ -85,16 +85,14 @@ func (m *Manager) notify(ctx context.Context, ar api.AlertRule, a api.Alert, c a
 			m.log.Warn("alert rule names a missing notifier", "rule", ar.ID, "notifier", id)
 			continue
 		}
-		n, err := notify.Build(cfg.Name, cfg.Type, cfg.Config, notify.Options{})
-		if err != nil {
-			m.log.Warn("building notifier", "notifier", id, "err", err)
-			continue
-		}
-		m.dispatcher.Enqueue(n, notify.Alert{
+		err = m.notifier.Send(cfg.ID, cfg.Name, cfg.Type, cfg.Config, notify.Alert{
 			ID: a.ID, Tenant: a.TenantID, Rule: notify.RuleRef{ID: ar.ID, Name: ar.Name},
 			Computer: notify.ComputerRef{ID: c.ID, Hostname: c.Host.Hostname, Group: c.Group, Tags: c.Tags},
 			Events:   []event.Event{e}, Count: 1, Time: a.Created,
 		})
+		if err != nil {
+			m.log.Warn("queueing notification", "notifier", id, "alert", a.ID, "err", err)
+		}
 	}
 }
 

@@ -49,6 +49,8 @@ type Config struct {
 	// DisableRulePackURLs refuses imports by URL: with them on, the manager
 	// makes the outbound requests an API user names.
 	DisableRulePackURLs bool
+	// Version is the product version for notification headers.
+	Version string
 }
 
 // Manager is a running manager.
@@ -66,6 +68,7 @@ type Manager struct {
 	defaultTenant string
 	handler       http.Handler
 	dispatcher    *notify.Dispatcher
+	notifier      *notify.Service
 	remembered    sync.Map // tenant/version of effective policies stored
 	hbw           *hbWriter
 	policies      policyCache
@@ -143,6 +146,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	}
 	m.hbw = newHBWriter(m.store, log, 250*time.Millisecond)
 	m.dispatcher = notify.NewDispatcher(notify.DispatcherConfig{Logger: log})
+	m.notifier = notify.NewService(m.dispatcher, notify.Options{ProductVersion: cfg.Version})
 	m.metrics.notifyQueue = m.dispatcher.QueueDepth
 	m.handler = m.routes()
 	m.srv = &http.Server{

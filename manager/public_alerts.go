@@ -194,6 +194,7 @@ func (m *Manager) handleDeleteNotifier(w http.ResponseWriter, r *http.Request, r
 	if err := m.store.DeleteNotifier(r.Context(), rc.tenant, id); err != nil {
 		return err
 	}
+	m.notifier.Forget(id)
 	m.audit(r.Context(), rc, "", "notifier.delete", "notifier", id, nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -51,7 +51,7 @@ func newManagerRunCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs}, slog.Default())
+			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs, Version: Version}, slog.Default())
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
