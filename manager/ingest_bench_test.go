@@ -58,3 +58,37 @@ func BenchmarkIngestHTTP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHeartbeat measures one agent's heartbeat round trip (no
+// long-poll) against a manager with 200 enrolled computers.
+func BenchmarkHeartbeat(b *testing.B) {
+	for _, d := range []string{store.SQLite, store.Postgres} {
+		b.Run(d, func(b *testing.B) {
+			e := newEnvB(b, d)
+			ctx := context.Background()
+			tok, _ := e.m.CreateEnrollmentToken(ctx, "", WithMaxUses(200))
+			var agents []*managertest.Agent
+			for i := 0; i < 200; i++ {
+				a, err := managertest.EnrollAgent(ctx, e.m.URL(), e.m.CAPEM(), tok, api.HostInfo{Hostname: "h", MachineID: store.NewID("m")})
+				if err != nil {
+					b.Fatal(err)
+				}
+				agents = append(agents, a)
+			}
+			hb := api.Heartbeat{Modules: []api.ModuleState{{Name: "integrity", State: "running"}, {Name: "antimalware", State: "running"}}}
+			for _, a := range agents { // warm connections and versions
+				r, err := a.Heartbeat(ctx, hb, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				hb.PolicyVersion = r.PolicyVersion
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := agents[i%len(agents)].Heartbeat(ctx, hb, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -24,7 +24,7 @@ func (s *Store) QueueCommand(ctx context.Context, tenant, computer string, typ s
 // PendingCommands returns the computer's unacknowledged commands and marks
 // them delivered. They are delivered again until acknowledged.
 func (s *Store) PendingCommands(ctx context.Context, tenant, computer string) ([]api.Command, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, type, args, created_at FROM commands WHERE tenant_id = $1 AND computer_id = $2 AND acked_at = 0 ORDER BY created_at`, tenant, computer)
+	rows, err := s.hotQuery(ctx, `SELECT id, type, args, created_at FROM commands WHERE tenant_id = $1 AND computer_id = $2 AND acked_at = 0 ORDER BY created_at`, tenant, computer)
 	if err != nil {
 		return nil, err
 	}

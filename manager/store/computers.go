@@ -55,7 +55,7 @@ func scanComputer(row interface{ Scan(...any) error }) (api.Computer, error) {
 
 // Computer reads one computer of the tenant.
 func (s *Store) Computer(ctx context.Context, tenant, id string) (api.Computer, error) {
-	c, err := scanComputer(s.db.QueryRowContext(ctx, `SELECT `+computerCols+` FROM computers WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	c, err := scanComputer(s.hotRow(ctx, `SELECT `+computerCols+` FROM computers WHERE tenant_id = $1 AND id = $2`, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -65,7 +65,7 @@ func (s *Store) Computer(ctx context.Context, tenant, id string) (api.Computer, 
 // ComputerBySerial finds the computer a client certificate belongs to.
 func (s *Store) ComputerBySerial(ctx context.Context, serial string) (api.Computer, error) {
 	defer s.observe("computer_by_serial", time.Now())
-	c, err := scanComputer(s.db.QueryRowContext(ctx, `SELECT `+computerCols+` FROM computers WHERE cert_serial = $1`, serial))
+	c, err := scanComputer(s.hotRow(ctx, `SELECT `+computerCols+` FROM computers WHERE cert_serial = $1`, serial))
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}

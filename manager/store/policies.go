@@ -85,7 +85,7 @@ func (s *Store) PutPolicy(ctx context.Context, tenant string, p api.Policy) (api
 
 // Policy reads one policy of the tenant.
 func (s *Store) Policy(ctx context.Context, tenant, id string) (api.Policy, error) {
-	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	p, err := scanPolicy(s.hotRow(ctx, `SELECT `+policyCols+` FROM policies WHERE tenant_id = $1 AND id = $2`, tenant, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -149,7 +149,7 @@ func (s *Store) DeletePolicy(ctx context.Context, tenant, id string) error {
 
 // PolicyByName finds a tenant's policy by name.
 func (s *Store) PolicyByName(ctx context.Context, tenant, name string) (api.Policy, error) {
-	p, err := scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyCols+` FROM policies WHERE tenant_id = $1 AND name = $2`, tenant, name))
+	p, err := scanPolicy(s.hotRow(ctx, `SELECT `+policyCols+` FROM policies WHERE tenant_id = $1 AND name = $2`, tenant, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, ErrNotFound
 	}

@@ -82,7 +82,7 @@ func (s *Store) RulePacks(ctx context.Context, tenant string) ([]api.RulePack, e
 // DistributedPacks returns, per pack name, the version agents get now: the
 // most recently distributed one.
 func (s *Store) DistributedPacks(ctx context.Context, tenant string) (map[string]api.RulePackRef, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, version, sha256, distributed_at FROM rulepacks WHERE tenant_id = $1 AND distributed_at > 0`, tenant)
+	rows, err := s.hotQuery(ctx, `SELECT name, version, sha256, distributed_at FROM rulepacks WHERE tenant_id = $1 AND distributed_at > 0`, tenant)
 	if err != nil {
 		return nil, err
 	}

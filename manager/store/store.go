@@ -49,6 +49,7 @@ type Store struct {
 	// sleeps in steps of up to 100 ms — seconds of latency under load for
 	// no CPU. Queueing on a mutex instead hands the lock over at once.
 	wmu     sync.Mutex
+	stmts   sync.Map // query → *sql.Stmt, for the hot read paths
 	dialect string
 	conn    string // driver connection string (SQLite: the file path)
 	// Observe, when set, is told how long each named operation took (for
@@ -63,7 +64,10 @@ func (s *Store) Dialect() string { return s.dialect }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	return s.db.Close()
+}
 
 // ParseDSN tells which database a --db value means: "postgres://…" and
 // "postgresql://…" are PostgreSQL; "sqlite:///path", a bare path, or empty
@@ -220,6 +224,47 @@ func (s *Store) lockW() func() {
 	s.wmu.Lock()
 	return s.wmu.Unlock
 }
+
+// prepared returns a statement prepared once for the pool: parsing the
+// SQL is most of the cost of a small SQLite query.
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// hotRow is QueryRowContext through a cached prepared statement.
+func (s *Store) hotRow(ctx context.Context, q string, args ...any) rowScanner {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// hotQuery is QueryContext through a cached prepared statement.
+func (s *Store) hotQuery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+type rowScanner interface{ Scan(...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // exec runs a writing statement.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {

@@ -75,7 +75,7 @@ func (s *Store) Tenants(ctx context.Context) ([]api.Tenant, error) {
 // Settings reads a tenant's settings.
 func (s *Store) Settings(ctx context.Context, tenant string) (api.Settings, error) {
 	var st api.Settings
-	err := s.db.QueryRowContext(ctx, `SELECT event_retention_days, offline_after_missed, inactive_cleanup_days, default_heartbeat_seconds FROM tenant_settings WHERE tenant_id = $1`, tenant).
+	err := s.hotRow(ctx, `SELECT event_retention_days, offline_after_missed, inactive_cleanup_days, default_heartbeat_seconds FROM tenant_settings WHERE tenant_id = $1`, tenant).
 		Scan(&st.EventRetentionDays, &st.OfflineAfterMissed, &st.InactiveCleanupDays, &st.DefaultHeartbeatSeconds)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, ErrNotFound
@@ -122,7 +122,7 @@ func (s *Store) APIKeyBySecret(ctx context.Context, secret string) (api.APIKey, 
 	var k api.APIKey
 	var admin, revoked int
 	var c int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, tenant_id, name, system_admin, revoked, created_at FROM api_keys WHERE hash = $1`, HashSecret(secret)).
+	err := s.hotRow(ctx, `SELECT id, tenant_id, name, system_admin, revoked, created_at FROM api_keys WHERE hash = $1`, HashSecret(secret)).
 		Scan(&k.ID, &k.TenantID, &k.Name, &admin, &revoked, &c)
 	if errors.Is(err, sql.ErrNoRows) || revoked == 1 {
 		return k, ErrNotFound
