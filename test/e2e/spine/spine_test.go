@@ -2,9 +2,9 @@ package spine
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
-	"encoding/json"
 	"os"
 	"syscall"
 	"testing"
