@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mamori-sec/mamori/agent/budget"
@@ -90,6 +91,7 @@ type Agent struct {
 	host     api.HostInfo
 	wake     chan struct{} // an event was appended
 	metrics  *metrics
+	started  atomic.Bool
 
 	mu           sync.Mutex
 	cl           *client.Client
@@ -149,10 +151,10 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if a.policy != nil {
 		obOpts.MaxBytes, obOpts.Overflow = a.policy.Outbox.MaxBytes, a.policy.Outbox.Overflow
 		if a.policy.HeartbeatSeconds > 0 {
-			a.heartbeat = time.Duration(a.policy.HeartbeatSeconds) * time.Second
+			a.heartbeat = heartbeatInterval(a.policy.HeartbeatSeconds)
 		}
 	} else if a.id.HeartbeatSeconds > 0 {
-		a.heartbeat = time.Duration(a.id.HeartbeatSeconds) * time.Second
+		a.heartbeat = heartbeatInterval(a.id.HeartbeatSeconds)
 	}
 	if a.ob, err = outbox.Open(filepath.Join(cfg.DataDir, "outbox"), obOpts); err != nil {
 		// A bad overflow value in a cached policy must not keep the agent
@@ -296,8 +298,12 @@ func (a *Agent) moduleNote(name string, st ModuleStatus, err error) {
 
 // Run applies the cached policy at once (protection resumes with the
 // manager unreachable), then heartbeats, uploads events and watches the
-// agent's own files until ctx ends. It returns nil on a clean stop.
+// agent's own files until ctx ends. It returns nil on a clean stop. An
+// Agent runs once: the outbox is closed when Run returns.
 func (a *Agent) Run(ctx context.Context) error {
+	if !a.started.CompareAndSwap(false, true) {
+		return errors.New("agent: Run called twice (build a new Agent with New)")
+	}
 	a.mu.Lock()
 	p := a.policy
 	a.mu.Unlock()
@@ -320,9 +326,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	wg.Wait()
+	// Modules stop in parallel: each may take up to stopTimeout.
+	var sw sync.WaitGroup
 	for _, n := range a.names {
-		a.runners[n].stop()
+		sw.Add(1)
+		go func() { defer sw.Done(); a.runners[n].stop() }()
 	}
+	sw.Wait()
 	a.writeStatus()
 	a.mu.Lock()
 	a.cl.Close()

@@ -634,3 +634,32 @@ func TestPackDownloadRetriedNextHeartbeat(t *testing.T) {
 	h.m.Queue(a.Status().ComputerID, api.Command{ID: "u1", Type: api.CommandUpdateNow})
 	eventually(t, "retried on update_now", 10*time.Second, func() bool { return refusals() == 2 })
 }
+
+type stuckModule struct{ fakeModule }
+
+func (m *stuckModule) Run(ctx context.Context, emit func(event.Event)) error {
+	select {} // ignores ctx
+}
+
+func TestStuckModuleDoesNotHangShutdown(t *testing.T) {
+	old := stopTimeout
+	stopTimeout = 200 * time.Millisecond
+	defer func() { stopTimeout = old }()
+	h := newHarness(t)
+	h.m.SetPolicy(policy("v1", map[string]api.ModulePolicy{"stuck": {Enabled: true}}))
+	a, err := New(Config{DataDir: h.dir, Modules: map[string]func(Env) Module{"stuck": func(Env) Module { return &stuckModule{fakeModule{name: "stuck"}} }},
+		Host: func() api.HostInfo { return *h.host.Load() }, HeartbeatWait: 5 * time.Second}, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	eventually(t, "stuck module running", 5*time.Second, func() bool { return a.Status().Modules[0].State == StateRunning })
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return with a module ignoring its context")
+	}
+}

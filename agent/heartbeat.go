@@ -69,7 +69,7 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	a.mu.Lock()
 	a.lastContact, a.linkErr, a.skew = time.Now().UTC(), "", resp.ClockSkewSeconds
 	if resp.HeartbeatSeconds > 0 {
-		a.heartbeat = time.Duration(resp.HeartbeatSeconds) * time.Second
+		a.heartbeat = heartbeatInterval(resp.HeartbeatSeconds)
 	}
 	a.mu.Unlock()
 	a.metrics.heartbeats.Add(1)
@@ -78,6 +78,10 @@ func (a *Agent) heartbeatOnce(ctx context.Context) error {
 	if resp.PolicyVersion != "" && resp.PolicyVersion != hb.PolicyVersion {
 		if err := a.syncPolicy(ctx, false); err != nil {
 			errs = append(errs, err)
+		} else if v := a.policyVersion(); v != resp.PolicyVersion {
+			// The manager announced a version its policy endpoint does not
+			// serve (yet): back off rather than long-poll in a tight loop.
+			errs = append(errs, fmt.Errorf("manager announced policy %s but served %s", resp.PolicyVersion, v))
 		}
 	} else if a.packsMissing() {
 		a.mu.Lock()
@@ -243,4 +247,20 @@ func (a *Agent) certDue() bool {
 		return false
 	}
 	return time.Until(na) < na.Sub(nb)/3
+}
+
+func (a *Agent) policyVersion() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.policy == nil {
+		return ""
+	}
+	return a.policy.Version
+}
+
+// heartbeatInterval bounds what the manager asks for: a typo of 1 s would
+// turn ten thousand agents into a load test, an hour would make commands
+// and policy changes slow to arrive if the long poll breaks.
+func heartbeatInterval(seconds int) time.Duration {
+	return time.Duration(min(max(seconds, 5), 3600)) * time.Second
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/mamori-sec/mamori/agent/client"
 	"github.com/mamori-sec/mamori/agent/internal/atomicfile"
@@ -141,7 +140,7 @@ func (a *Agent) applyPolicy(ctx context.Context, p *api.EffectivePolicy, retryRe
 	a.packs = active
 	a.policy = p
 	if p.HeartbeatSeconds > 0 {
-		a.heartbeat = time.Duration(p.HeartbeatSeconds) * time.Second
+		a.heartbeat = heartbeatInterval(p.HeartbeatSeconds)
 	}
 	a.mu.Unlock()
 	if err := a.ob.SetLimits(p.Outbox.MaxBytes, p.Outbox.Overflow); err != nil {

@@ -17,6 +17,7 @@ var (
 	restartMin  = time.Second
 	restartMax  = 5 * time.Minute
 	stableAfter = time.Minute
+	stopTimeout = 30 * time.Second
 )
 
 // runner supervises one module: configure, run in a goroutine with panic
@@ -179,7 +180,18 @@ func (r *runner) stop() {
 	r.mu.Unlock()
 	if cancel != nil {
 		cancel()
-		<-done
+		// A module that ignores its context must not hang policy changes
+		// or shutdown: give up waiting and say so.
+		t := time.NewTimer(stopTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			r.mu.Lock()
+			r.lastErr = fmt.Sprintf("Run did not return %v after cancel", stopTimeout)
+			r.mu.Unlock()
+			r.setState(StateFailed, "not responding to stop")
+		}
 	}
 }
 

@@ -3,12 +3,14 @@
 // protects: a CPU cap enforced by self-throttling, and the idle I/O
 // scheduling class for the threads that scan.
 //
-// Self-throttling measures the process's own CPU time (getrusage) and makes
-// the scanning goroutine sleep until usage falls back under the cap. It needs
-// no privileges and works in any container; a cgroup v2 cpu.max would be
-// stricter but needs a delegated cgroup, which most hosts do not give the
-// agent. The cap therefore applies to the whole agent process: when other
-// modules are busy, scans slow down further, which is the safe direction.
+// Self-throttling measures the CPU time of the threads that call Throttle —
+// each scanning goroutine is pinned to its own thread on its first call, and
+// getrusage(RUSAGE_THREAD) reads that thread — and makes them sleep until
+// their usage falls back under the cap. Other modules' work (the firewall,
+// log inspection) does not count against the scans' budget. It needs no
+// privileges and works in any container; a cgroup v2 cpu.max would be
+// enforced by the kernel but needs a delegated, threaded cgroup, which most
+// hosts do not give the agent.
 package budget
 
 import (
@@ -25,20 +27,25 @@ const window = 2 * time.Second
 // Throttler enforces one budget. Safe for concurrent use; Set changes the
 // budget on a policy update.
 type Throttler struct {
-	mu          sync.Mutex
-	cpuPercent  int
-	idleIO      bool
-	start       time.Time
-	cpuAtStart  time.Duration
-	sleptTotal  time.Duration
-	now         func() time.Time
+	mu         sync.Mutex
+	cpuPercent int
+	idleIO     bool
+	start      time.Time
+	cpuAtStart time.Duration
+	sleptTotal time.Duration
+	now        func() time.Time
+	// used is the CPU time the throttled threads spent, summed from each
+	// thread's own counter; threads maps a thread id to its last reading.
+	used    time.Duration
+	threads map[int]time.Duration
+	// processTime replaces per-thread accounting in tests.
 	processTime func() time.Duration
 }
 
 // New returns a throttler for cpuPercent (of one core; 0 = no cap) and
 // idle I/O.
 func New(cpuPercent int, idleIO bool) *Throttler {
-	t := &Throttler{now: time.Now, processTime: ProcessCPU}
+	t := &Throttler{now: time.Now, threads: map[int]time.Duration{}}
 	t.Set(cpuPercent, idleIO)
 	return t
 }
@@ -49,7 +56,38 @@ func (t *Throttler) Set(cpuPercent int, idleIO bool) {
 	defer t.mu.Unlock()
 	t.cpuPercent = max(0, cpuPercent)
 	t.idleIO = idleIO
-	t.start, t.cpuAtStart = t.now(), t.processTime()
+	t.start, t.cpuAtStart = t.now(), t.cpuLocked()
+}
+
+// account adds the calling thread's CPU time since its last call. A thread
+// seen for the first time (or a reused thread id whose counter went back) is
+// pinned to its goroutine so that later readings are that goroutine's alone.
+func (t *Throttler) account() {
+	if t.processTime != nil {
+		return
+	}
+	tid, cpu := threadCPU()
+	t.mu.Lock()
+	last, seen := t.threads[tid]
+	if seen && cpu >= last {
+		t.used += cpu - last
+	}
+	t.threads[tid] = cpu
+	if len(t.threads) > 4096 { // ids of exited threads
+		t.threads = map[int]time.Duration{tid: cpu}
+	}
+	t.mu.Unlock()
+	if !seen || cpu < last {
+		lockThread()
+	}
+}
+
+// cpuLocked is the CPU time that counts against the cap.
+func (t *Throttler) cpuLocked() time.Duration {
+	if t.processTime != nil {
+		return t.processTime()
+	}
+	return t.used
 }
 
 // Slept returns how long Throttle has made callers wait in total.
@@ -66,9 +104,15 @@ func (t *Throttler) Slept() time.Duration {
 func (t *Throttler) Throttle(ctx context.Context) error {
 	t.mu.Lock()
 	pct, idle := t.cpuPercent, t.idleIO
+	t.mu.Unlock()
+	if pct == 0 && !idle {
+		return ctx.Err()
+	}
+	t.account()
+	t.mu.Lock()
 	var sleep time.Duration
 	if pct > 0 {
-		now, cpu := t.now(), t.processTime()
+		now, cpu := t.now(), t.cpuLocked()
 		elapsed := now.Sub(t.start)
 		if elapsed > window {
 			// Slide: start a new window, keeping no debt.

@@ -80,3 +80,32 @@ func TestIdleIOOnlyForScanningThread(t *testing.T) {
 		t.Fatalf("test goroutine's thread is idle class too")
 	}
 }
+
+// TestOtherWorkDoesNotCount burns CPU in a goroutine that never calls
+// Throttle (another module) while a throttled loop runs: the loop's
+// budget is its own, so it is not starved.
+func TestOtherWorkDoesNotCount(t *testing.T) {
+	th := New(50, false)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		x := 0
+		for ctx.Err() == nil {
+			x++
+		}
+	}()
+	start := time.Now()
+	done := make(chan time.Duration)
+	go func() {
+		// light work: far under 50 % of a core on its own
+		for i := 0; i < 200; i++ {
+			th.Throttle(ctx)
+			time.Sleep(time.Millisecond)
+		}
+		done <- th.Slept()
+	}()
+	slept := <-done
+	if slept > 100*time.Millisecond {
+		t.Fatalf("light throttled loop slept %v in %v because another goroutine was busy", slept, time.Since(start))
+	}
+}

@@ -391,10 +391,12 @@ func (o *Outbox) commit(batch []*appendReq, buf []byte) error {
 	o.commits++
 	o.durable = o.next
 	if o.st.Dropped != droppedBefore {
-		// The counter is persisted at most once a second: a full queue under
-		// drop_newest would otherwise pay three fsyncs per dropped event. A
+		// Under drop_newest the counter is persisted at most once a second: a
+		// full queue would otherwise pay three fsyncs per dropped event. A
 		// crash can lose at most the last second's count; Ack and Close save it.
-		if now := time.Now(); now.Sub(o.lastDropSave) >= time.Second {
+		// drop_oldest drops a whole segment at a time (rare) and moves the
+		// cursor: always saved at once.
+		if now := time.Now(); o.opts.Overflow == DropOldest || now.Sub(o.lastDropSave) >= time.Second {
 			o.opts.Logger.Warn("outbox full; events dropped", "policy", o.opts.Overflow, "dropped_total", o.st.Dropped)
 			o.lastDropSave = now
 			if err := saveState(o.dir, o.st); err != nil {

@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // Harden makes dir and everything below it owner-only (directories 0700,
-// files 0600) and returns the paths it had to fix. Symlinks are left alone:
+// files 0600; owned by root when running as root) and returns the paths it
+// had to fix. Symlinks are left alone:
 // following them could chmod files outside the data directory.
 func Harden(dir string) ([]string, error) {
 	var fixed []string
@@ -33,10 +35,22 @@ func Harden(dir string) ([]string, error) {
 		} else if !fi.Mode().IsRegular() {
 			return nil
 		}
+		changed := false
+		// Owner-only means nothing if the owner is someone else: as root,
+		// take back files another account owns.
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 && (st.Uid != 0 || st.Gid != 0) {
+			if err := os.Lchown(p, 0, 0); err != nil {
+				return fmt.Errorf("hardening %s: %w", p, err)
+			}
+			changed = true
+		}
 		if fi.Mode().Perm()&^want != 0 {
 			if err := os.Chmod(p, fi.Mode().Perm()&want); err != nil {
 				return fmt.Errorf("hardening %s: %w", p, err)
 			}
+			changed = true
+		}
+		if changed {
 			fixed = append(fixed, p)
 		}
 		return nil

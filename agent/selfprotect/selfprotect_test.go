@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"testing"
 )
 
@@ -64,5 +65,24 @@ func TestWatcherReportsChanges(t *testing.T) {
 	os.Remove(conf)
 	if ch := w.Check(); len(ch) != 1 || ch[0].What != "removed" {
 		t.Fatalf("after removal: %+v", ch)
+	}
+}
+
+func TestHardenTakesBackOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "client.pem")
+	os.WriteFile(f, []byte("k"), 0o600)
+	os.Chown(f, 1000, 1000)
+	fixed, err := Harden(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	syscall.Stat(f, &st)
+	if st.Uid != 0 || len(fixed) == 0 {
+		t.Fatalf("owner %d after Harden (fixed %v), want root", st.Uid, fixed)
 	}
 }

@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"text/template"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mamori-sec/mamori/agent"
+	"github.com/mamori-sec/mamori/agent/client"
 	"github.com/mamori-sec/mamori/agent/modules"
 )
 
@@ -23,7 +28,7 @@ func newAgentCmd() *cobra.Command {
 		Use:   "agent",
 		Short: "run or administer the agent",
 	}
-	cmd.AddCommand(newAgentEnrollCmd(), newAgentRunCmd(), newAgentStatusCmd(), newAgentInstallCmd())
+	cmd.AddCommand(newAgentEnrollCmd(), newAgentRunCmd(), newAgentStatusCmd(), newAgentInstallCmd(), newAgentPinCmd())
 	return cmd
 }
 
@@ -128,7 +133,7 @@ func newAgentStatusCmd() *cobra.Command {
 				return enc.Encode(s)
 			}
 			printStatus(cmd.OutOrStdout(), s, time.Now())
-			if time.Since(s.Time) > time.Minute {
+			if time.Since(s.Time) > time.Minute || !processAlive(s.PID) {
 				return &ExitError{Code: 1}
 			}
 			return nil
@@ -142,7 +147,10 @@ func newAgentStatusCmd() *cobra.Command {
 func printStatus(w io.Writer, s agent.Status, now time.Time) {
 	age := now.Sub(s.Time).Round(time.Second)
 	running := "running"
-	if age > time.Minute {
+	switch {
+	case !processAlive(s.PID):
+		running = fmt.Sprintf("NOT RUNNING (pid %d is gone; status from %v ago)", s.PID, age)
+	case age > time.Minute:
 		running = fmt.Sprintf("NOT RUNNING? status is %v old", age)
 	}
 	fmt.Fprintf(w, "agent:        %s (pid %d, version %s)\n", running, s.PID, s.Version)
@@ -194,7 +202,6 @@ RestartSec=5
 # keeps its own data root-only.
 User=root
 UMask=0077
-Nice=5
 LimitNOFILE=65536
 KillMode=mixed
 TimeoutStopSec=30
@@ -243,4 +250,37 @@ func newAgentInstallCmd() *cobra.Command {
 	f.StringVar(&unitPath, "unit", "/etc/systemd/system/mamori-agent.service", "where to write the unit")
 	f.BoolVar(&dryRun, "dry-run", false, "print the unit instead of writing it")
 	return cmd
+}
+
+// processAlive reports whether pid exists (signal 0 sends nothing).
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+func newAgentPinCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ca-pin CA_FILE",
+		Short: "print the --ca-pin value (sha256 of the public key) of a manager CA certificate",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading CA certificate: %w", err)}
+			}
+			blk, _ := pem.Decode(b)
+			if blk == nil || blk.Type != "CERTIFICATE" {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading CA certificate %s: no PEM certificate", args[0])}
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("reading CA certificate %s: %w", args[0], err)}
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), client.SPKIPin(c))
+			return nil
+		},
+	}
 }

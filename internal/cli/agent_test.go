@@ -58,8 +58,12 @@ func TestAgentEnrollWithCAFileAndPin(t *testing.T) {
 	if !agent.Enrolled(dir) || client.SavedToken(dir) != "tok" {
 		t.Fatalf("after enroll: enrolled=%v token=%q", agent.Enrolled(dir), client.SavedToken(dir))
 	}
+	pin, err := runAgentCLI(t, "agent", "ca-pin", caFile)
+	if err != nil || strings.TrimSpace(pin) != client.SPKIPin(m.CACert) {
+		t.Fatalf("ca-pin = %q, %v; want %s", pin, err, client.SPKIPin(m.CACert))
+	}
 	dir2 := t.TempDir()
-	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", client.SPKIPin(m.CACert), "--data-dir", dir2); err != nil {
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-pin", strings.TrimSpace(pin), "--data-dir", dir2); err != nil {
 		t.Fatalf("enroll --ca-pin = %v\n%s", err, out)
 	}
 	_, err = runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--data-dir", t.TempDir())
@@ -75,7 +79,7 @@ func TestAgentEnrollWithCAFileAndPin(t *testing.T) {
 func TestAgentStatusReadsStatusFile(t *testing.T) {
 	dir := t.TempDir()
 	s := agent.Status{
-		Time: time.Now(), PID: 42, ComputerID: "c1", ManagerURL: "https://m:8443", PolicyVersion: "abc123",
+		Time: time.Now(), PID: os.Getpid(), ComputerID: "c1", ManagerURL: "https://m:8443", PolicyVersion: "abc123",
 		QueueDepth: 7, Dropped: 2, LastContact: time.Now().Add(-5 * time.Second),
 		Modules: []agent.ModuleStatus{{Name: "antimalware", State: agent.StateUnavailable, Reason: "needs root"}, {Name: "integrity", State: agent.StateRunning, Mode: "inotify", RuleCount: 12}},
 	}
@@ -89,6 +93,13 @@ func TestAgentStatusReadsStatusFile(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
+	}
+	s.PID = 1 << 30 // no such process
+	b, _ = json.Marshal(s)
+	os.WriteFile(filepath.Join(dir, agent.StatusFile), b, 0o600)
+	out, err = runAgentCLI(t, "agent", "status", "--data-dir", dir)
+	if agentExitCode(err) != 1 || !strings.Contains(out, "NOT RUNNING") {
+		t.Fatalf("status of a dead agent = %v\n%s", err, out)
 	}
 	if _, err := runAgentCLI(t, "agent", "status", "--data-dir", t.TempDir()); agentExitCode(err) != 2 {
 		t.Fatalf("status without a status file = %v, want exit 2", err)
