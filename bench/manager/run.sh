@@ -202,6 +202,9 @@ for db in $DBS; do
 	if [ -z "$worst" ] || awk -v a="$p" -v b="$worst" 'BEGIN{exit !(a>b)}'; then worst=$p; fi
 	[ "${R[$db.agents_sustained]:-0}" -ge 10000 ] || hb_ok=0
 done
+for db in $DBS; do
+	[ -n "${R[$db.heartbeat_p99_ms]:-}" ] && echo "note: heartbeat p99 on $db: ${R[$db.heartbeat_p99_ms]} ms with ${R[$db.agents_sustained]:-?}/$AGENTS agents sustained"
+done
 hb_v=short
 [ -n "$worst" ] && [ "$hb_ok" = 1 ] && awk -v p="$worst" 'BEGIN{exit !(p<100)}' && hb_v=ok
 echo "goal: heartbeat-p99-10k-agents measured=${worst:-none}ms@${AGENTS}agents target=<100ms $hb_v"
