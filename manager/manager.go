@@ -162,8 +162,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      cfg.MaxWait + time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Longer than any heartbeat interval, so an agent's kept-alive
+		// connection is not closed under a request it is sending.
+		IdleTimeout: 5 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	m.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
