@@ -261,6 +261,9 @@ func (m *Manager) CAPEM() []byte { return m.ca.PEM() }
 // DefaultTenantID is the ID of the "default" tenant.
 func (m *Manager) DefaultTenantID() string { return m.defaultTenant }
 
+// DataDir is the manager's data directory.
+func (m *Manager) DataDir() string { return m.cfg.DataDir }
+
 // Store exposes the store (tests, the all-in-one command).
 func (m *Manager) Store() *store.Store { return m.store }
 

@@ -3,6 +3,7 @@ package manager
 import (
 	"bufio"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -60,5 +61,51 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	if len(served) < 40 {
 		t.Fatalf("only %d routes: parsing went wrong", len(served))
+	}
+}
+
+// TestOpenAPISchemasMatchTypes checks that each documented schema of an api
+// type lists exactly that type's JSON fields.
+func TestOpenAPISchemasMatchTypes(t *testing.T) {
+	b, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, comp, ok := strings.Cut(string(b), "\n  schemas:\n")
+	if !ok {
+		t.Fatal("no components.schemas")
+	}
+	blocks := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(comp, "\n") {
+		switch {
+		case strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     ") && strings.HasSuffix(line, ":"):
+			cur = strings.TrimSuffix(strings.TrimSpace(line), ":")
+			blocks[cur] = []string{}
+		case cur != "" && strings.HasPrefix(line, "        ") && !strings.HasPrefix(line, "         "):
+			name, _, _ := strings.Cut(strings.TrimSpace(line), ":")
+			blocks[cur] = append(blocks[cur], name)
+		}
+	}
+	for _, v := range []any{api.EnrollRequest{}, api.Heartbeat{}, api.HeartbeatResponse{}, api.EffectivePolicy{}, api.Computer{}, api.ComputerPatch{},
+		api.Policy{}, api.PolicyRequest{}, api.EnrollmentToken{}, api.TokenRequest{}, api.RulePack{}, api.AlertRule{}, api.AlertRuleRequest{},
+		api.Alert{}, api.Notifier{}, api.NotifierRequest{}, api.Settings{}, api.SettingsPatch{}, api.AuditEntry{}, api.APIKey{}, api.APIKeyRequest{}} {
+		typ := reflect.TypeOf(v)
+		var want []string
+		for i := 0; i < typ.NumField(); i++ {
+			if tag, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ","); tag != "" && tag != "-" {
+				want = append(want, tag)
+			}
+		}
+		got, ok := blocks[typ.Name()]
+		if !ok {
+			t.Errorf("openapi.yaml has no schema %s", typ.Name())
+			continue
+		}
+		sort.Strings(want)
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("schema %s lists %v, the Go type has %v", typ.Name(), got, want)
+		}
 	}
 }

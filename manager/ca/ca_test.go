@@ -96,3 +96,31 @@ func TestIssueAndVerify(t *testing.T) {
 		t.Fatalf("server cert for 127.0.0.1: %v", err)
 	}
 }
+
+// FuzzParseCSR feeds arbitrary text to the enrolment CSR check: it must
+// never panic, and whatever it accepts must carry an allowed key.
+func FuzzParseCSR(f *testing.F) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	for _, k := range []crypto.Signer{p256, ed} {
+		der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+		f.Add(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})))
+	}
+	f.Add("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		csr, err := ParseCSR(s)
+		if err != nil {
+			return
+		}
+		switch k := csr.PublicKey.(type) {
+		case *ecdsa.PublicKey:
+			if k.Curve != elliptic.P256() {
+				t.Fatalf("accepted curve %s", k.Curve.Params().Name)
+			}
+		case ed25519.PublicKey:
+		default:
+			t.Fatalf("accepted %T", k)
+		}
+	})
+}

@@ -3,6 +3,8 @@ package spine
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"syscall"
 	"testing"
@@ -103,7 +105,7 @@ func inProcAgent(t *testing.T, url string, ca []byte, token string) {
 	if err := agent.Enroll(ctx, agent.EnrollOptions{ManagerURL: url, Token: token, CAPEM: ca, DataDir: data, Version: "e2e"}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := agent.New(agentConfig(data), nil)
+	a, err := agent.New(agentConfig(data), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
