@@ -19,7 +19,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
 AGENTS=${AGENTS:-10000}
 HEARTBEAT=${HEARTBEAT:-60s}
-WARMUP=${WARMUP:-}          # default: one heartbeat interval
+WARMUP=${WARMUP:-}          # default: two heartbeat intervals (connect storm, then its backlog)
 QUIET=${QUIET:-90s}         # heartbeat-only measurement window
 INGEST=${INGEST:-30s}
 EVENT_AGENTS=${EVENT_AGENTS:-8}

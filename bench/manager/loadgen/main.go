@@ -58,7 +58,7 @@ func main() {
 	flag.IntVar(&o.enrollConc, "enroll-concurrency", 16, "enrolments in flight")
 	flag.DurationVar(&o.interval, "heartbeat", 60*time.Second, "heartbeat interval")
 	flag.Float64Var(&o.jitter, "jitter", 0.1, "heartbeat jitter as a fraction of the interval (±)")
-	flag.DurationVar(&o.warmup, "warmup", 0, "time after enrolment before measuring (default: one interval, so every agent has connected once)")
+	flag.DurationVar(&o.warmup, "warmup", 0, "time after enrolment before measuring (default: two intervals: every agent connects and fetches its policy in the first, the manager drains that backlog in the second)")
 	flag.DurationVar(&o.quiet, "quiet", 0, "heartbeat-only measurement window (default: two intervals)")
 	flag.DurationVar(&o.ingest, "ingest", 30*time.Second, "window with event uploads running (0: none)")
 	flag.IntVar(&o.eventAgents, "event-agents", 16, "agents that upload events back to back during the ingest window")
@@ -71,7 +71,7 @@ func main() {
 	flag.DurationVar(&o.maxWait, "max-wait", 60*time.Second, "the manager's cap on a long poll, to tell a timely answer from a late one")
 	flag.Parse()
 	if o.warmup == 0 {
-		o.warmup = o.interval
+		o.warmup = 2 * o.interval
 	}
 	if o.quiet == 0 {
 		o.quiet = 2 * o.interval
