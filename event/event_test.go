@@ -26,7 +26,7 @@ func TestEncoders(t *testing.T) {
 		want []string
 	}{
 		{"cef", e.CEF("0.1"), []string{"CEF:0|mamori|mamori|0.1|mamori-ssh-bruteforce|SSH brute \\| force|8|", "src=10.3.98.76", "spt=4415", "duser=trend"}},
-		{"leef", e.LEEF("0.1"), []string{"LEEF:2.0|mamori|mamori|0.1|mamori-ssh-bruteforce|", "\tsrc=10.3.98.76", "\tusrName=trend"}},
+		{"leef", e.LEEF("0.1"), []string{"LEEF:2.0|mamori|mamori|0.1|mamori-ssh-bruteforce|x09|sev=", "\tsrc=10.3.98.76", "\tusrName=trend"}},
 		{"syslog", e.Syslog(0, "", "hello"), []string{"<131>1 2026-11-25T03:00:00Z web-1 mamori - log.alert [mamori@53595 id=\"0193a\" kind=\"log.alert\"] hello"}},
 	}
 	for _, tc := range tests {

@@ -153,14 +153,15 @@ func (e *Event) CEF(version string) string {
 
 var leefKeys = map[string]string{"rt": "devTime", "src": "src", "dst": "dst", "spt": "srcPort", "dpt": "dstPort", "duser": "usrName", "cat": "cat", "msg": "msg"}
 
-// LEEF formats the event in IBM QRadar's LEEF 2.0 (tab-delimited).
+// LEEF formats the event in IBM QRadar's LEEF 2.0, tab-delimited, with the
+// delimiter named in the sixth header field ("x09") so parsers need not guess.
 func (e *Event) LEEF(version string) string {
 	var b strings.Builder
 	id := string(e.Kind)
 	if e.Rule != nil {
 		id = e.Rule.ID
 	}
-	fmt.Fprintf(&b, "LEEF:2.0|mamori|mamori|%s|%s|", cefHeader(version), cefHeader(id))
+	fmt.Fprintf(&b, "LEEF:2.0|mamori|mamori|%s|%s|x09|", cefHeader(version), cefHeader(id))
 	fmt.Fprintf(&b, "sev=%d", cefSeverity(e.Severity))
 	for _, kv := range e.extensions() {
 		k := kv[0]
