@@ -394,8 +394,11 @@ func TestConcurrentAppendUploadWithOverflow(t *testing.T) {
 			t.Fatalf("event %s delivered %d times", id, n)
 		}
 	}
-	if int64(len(delivered))+dropped != writers*per || dropped == 0 {
-		t.Fatalf("delivered %d + dropped %d != appended %d (want some dropped)", len(delivered), dropped, writers*per)
+	// Whether anything overflows depends on scheduling (a starved writer
+	// lets the uploader keep up); the exact-overflow tests above prove the
+	// dropping itself. What must always hold is the accounting.
+	if int64(len(delivered))+dropped != writers*per {
+		t.Fatalf("delivered %d + dropped %d != appended %d", len(delivered), dropped, writers*per)
 	}
 	t.Logf("delivered %d, dropped %d of %d", len(delivered), dropped, writers*per)
 }
