@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 )
 
@@ -58,11 +60,25 @@ func (o *Outbox) Read(maxEvents int, maxBytes int) (Batch, error) {
 		} else {
 			var err error
 			off, err = skipRecords(s.path, seq-s.first)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Dropped by the overflow policy since the snapshot
+				// (oldest first): stop here, or move on to the next.
+				if len(b.Events) > 0 {
+					break
+				}
+				continue
+			}
 			if err != nil {
 				return Batch{}, err
 			}
 		}
 		n, newOff, full, err := readRecords(s.path, off, min(s.end(), limit)-seq, maxEvents-len(b.Events), maxBytes-size, &b.Events)
+		if errors.Is(err, fs.ErrNotExist) && n == 0 {
+			if len(b.Events) > 0 {
+				break
+			}
+			continue
+		}
 		if err != nil {
 			return Batch{}, err
 		}
