@@ -34,7 +34,11 @@ KEY=$("$MAMORI" manager apikey create --data-dir "$M" 2>/dev/null | tail -1)
 api() { curl -sf --cacert "$M/ca.crt" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' "$@"; }
 # Every module the agent knows, enabled in the default policy.
 MODS=$("$MAMORI" agent run --help >/dev/null 2>&1; printf '%s' "${IDLE_MODULES:-antimalware integrity loginspect firewall ips dnsfilter}")
-body=$(for m in $MODS; do printf '"%s":{"enabled":true},' "$m"; done)
+# The firewall needs a policy: give it the watch-only one `mamori up` uses.
+FW_SETTINGS='"settings":{"policy":{"defaults":{"in":"allow","out":"allow"},"recon":{"ports":20,"window":"60s"},"rules":[]}}'
+body=$(for m in $MODS; do
+	if [ "$m" = firewall ]; then printf '"%s":{"enabled":true,%s},' "$m" "$FW_SETTINGS"; else printf '"%s":{"enabled":true},' "$m"; fi
+done)
 PID_DEFAULT=$(api "$URL/api/v1/policies" | jq -r '(.items // .)[] | select(.name=="default") | .id' | head -1)
 if [ -n "$PID_DEFAULT" ]; then
 	api -X PUT -d "{\"name\":\"default\",\"modules\":{${body%,}}}" "$URL/api/v1/policies/$PID_DEFAULT" >/dev/null ||
