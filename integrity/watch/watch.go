@@ -195,9 +195,25 @@ func (w *Watcher) Run(ctx context.Context, emit func(Change)) error {
 	}
 	pend := map[string]*pending{}
 	reported := map[string]string{} // path → state last reported, to say it once
+	// The ticker runs only while paths are pending: a 5 ms tick on an idle
+	// host was the agent's largest idle CPU cost.
 	tick := time.NewTicker(w.cfg.Quiet / 4)
+	tick.Stop()
 	defer tick.Stop()
+	ticking := false
 	for {
+		var tickC <-chan time.Time
+		switch {
+		case len(pend) > 0 && !ticking:
+			tick.Reset(w.cfg.Quiet / 4)
+			ticking = true
+		case len(pend) == 0 && ticking:
+			tick.Stop()
+			ticking = false
+		}
+		if ticking {
+			tickC = tick.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -244,7 +260,7 @@ func (w *Watcher) Run(ctx context.Context, emit func(Change)) error {
 			reported[v.path] = state
 			v.ch.Actors, v.ch.Seen, v.ch.Reported = p.actors, p.first, time.Now()
 			emit(*v.ch)
-		case now := <-tick.C:
+		case now := <-tickC:
 			for path, p := range pend {
 				if p.inflight || !p.final && now.Sub(p.last) < w.cfg.Quiet && now.Sub(p.first) < w.cfg.MaxDelay {
 					continue
