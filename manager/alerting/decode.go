@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"sort"
 	"strings"
+
+	"github.com/mamori-sec/mamori/internal/strictjson"
 )
 
 // MaxRulesBytes bounds a rule document so a hostile API body cannot
@@ -81,7 +82,11 @@ func DecodeRule(data []byte) (RuleSpec, error) {
 
 func decodeRule(raw []byte, index int) (RuleSpec, error) {
 	var s RuleSpec
-	if err := checkFields(raw, reflect.TypeOf(s), ""); err != nil {
+	if err := strictjson.CheckFields(raw, reflect.TypeOf(s)); err != nil {
+		var u *strictjson.UnknownFieldError
+		if errors.As(err, &u) {
+			err = &RuleError{Field: u.Field, Err: errors.New("unknown field")}
+		}
 		return s, withPos(err, index, peekID(raw))
 	}
 	if err := decodeStrict(raw, &s); err != nil {
@@ -137,49 +142,4 @@ func peekID(raw []byte) RuleID {
 	}
 	s, _ := v.ID.(string)
 	return RuleID(s)
-}
-
-// checkFields walks the JSON object and refuses keys the struct does not
-// declare with exactly that spelling: encoding/json would otherwise accept
-// "Kinds" for "kinds", and its own unknown-field error cannot be told apart
-// from others without reading its text.
-func checkFields(raw []byte, t reflect.Type, prefix string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	if _, ok := reflect.New(t).Interface().(interface{ UnmarshalText([]byte) error }); ok {
-		return nil
-	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		// Not an object (or null): the typed decode reports it.
-		return nil
-	}
-	known := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" {
-			continue
-		}
-		known[name] = f.Type
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		ft, ok := known[k]
-		if !ok {
-			return &RuleError{Field: prefix + k, Err: errors.New("unknown field")}
-		}
-		if err := checkFields(obj[k], ft, prefix+k+"."); err != nil {
-			return err
-		}
-	}
-	return nil
 }

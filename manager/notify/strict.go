@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"sort"
-	"strings"
 	"time"
+
+	"github.com/mamori-sec/mamori/internal/strictjson"
 )
 
 // FieldError names the field of a notifier configuration that is wrong, so
@@ -31,7 +31,11 @@ func fieldErr(field, format string, args ...any) error {
 // unknown-field error carries no field), types must fit, and nothing may
 // follow the value. prefix names the enclosing field in errors.
 func decodeStrict(data []byte, v any, prefix string) error {
-	if err := checkFields(data, reflect.TypeOf(v), prefix); err != nil {
+	if err := strictjson.CheckFields(data, reflect.TypeOf(v)); err != nil {
+		var u *strictjson.UnknownFieldError
+		if errors.As(err, &u) {
+			return &FieldError{Field: prefix + u.Field, Err: errors.New("unknown field")}
+		}
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -49,45 +53,6 @@ func decodeStrict(data []byte, v any, prefix string) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errors.New("decoding JSON: trailing data after the value")
-	}
-	return nil
-}
-
-func checkFields(raw []byte, t reflect.Type, prefix string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	if _, ok := reflect.New(t).Interface().(interface{ UnmarshalText([]byte) error }); ok {
-		return nil
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
-		return nil // not an object: the typed decode reports it
-	}
-	known := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name != "" && name != "-" {
-			known[name] = f.Type
-		}
-	}
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		ft, ok := known[k]
-		if !ok {
-			return &FieldError{Field: prefix + k, Err: errors.New("unknown field")}
-		}
-		if err := checkFields(obj[k], ft, prefix+k+"."); err != nil {
-			return err
-		}
 	}
 	return nil
 }
