@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -128,6 +131,7 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 		return &ExitError{Code: 2, Err: err}
 	}
 	loadTime := time.Since(start)
+	boundHeap(32 << 20)
 	if pf := os.Getenv("MAMORI_MEMPROFILE"); pf != "" {
 		if fh, err := os.Create(pf); err == nil {
 			pprof.Lookup("heap").WriteTo(fh, 0)
@@ -316,4 +320,23 @@ func (p *progress) clear() {
 func (p *progress) stop() {
 	close(p.done)
 	p.clear()
+}
+
+// boundHeap caps the heap's growth over the loaded signatures while
+// scanning. With the default GOGC the scan's small per-file garbage may
+// grow the heap by the size of the signature set again (another 40 MB at
+// 100k signatures) before anything is collected, and that is what peak RSS
+// measures; a soft limit of the memory in use now plus slack costs a few
+// cheap collections per GB scanned instead. A GOMEMLIMIT set by the user
+// wins.
+func boundHeap(slack int64) {
+	if debug.SetMemoryLimit(-1) != math.MaxInt64 {
+		return
+	}
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[1].Value.Kind() != metrics.KindUint64 {
+		return
+	}
+	debug.SetMemoryLimit(int64(s[0].Value.Uint64()-s[1].Value.Uint64()) + slack)
 }
