@@ -131,7 +131,7 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 		return &ExitError{Code: 2, Err: err}
 	}
 	loadTime := time.Since(start)
-	boundHeap(32 << 20)
+	boundHeap(16 << 20)
 	if pf := os.Getenv("MAMORI_MEMPROFILE"); pf != "" {
 		if fh, err := os.Create(pf); err == nil {
 			pprof.Lookup("heap").WriteTo(fh, 0)
@@ -326,7 +326,7 @@ func (p *progress) stop() {
 // scanning. With the default GOGC the scan's small per-file garbage may
 // grow the heap by the size of the signature set again (another 40 MB at
 // 100k signatures) before anything is collected, and that is what peak RSS
-// measures; a soft limit of the memory in use now plus slack costs a few
+// measures; a soft limit of the memory in use now plus slack (16 MB) costs a few
 // cheap collections per GB scanned instead. A GOMEMLIMIT set by the user
 // wins.
 func boundHeap(slack int64) {
