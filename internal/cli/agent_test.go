@@ -13,6 +13,7 @@ import (
 
 	"github.com/mamori-sec/mamori/agent"
 	"github.com/mamori-sec/mamori/agent/client"
+	"github.com/mamori-sec/mamori/agent/identity"
 	"github.com/mamori-sec/mamori/agent/modules"
 	"github.com/mamori-sec/mamori/agent/testmanager"
 	"github.com/mamori-sec/mamori/api"
@@ -162,5 +163,67 @@ func TestAgentRunWritesStatus(t *testing.T) {
 	out, err := runAgentCLI(t, "agent", "status", "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "pv1") || !strings.Contains(out, "integrity") {
 		t.Fatalf("status = %v\n%s", err, out)
+	}
+}
+
+// An agent re-rooted at a mounted image (--root) must still report this
+// machine's machine-id: the image's own would make the manager take the
+// agent for a clone and refuse its heartbeat.
+func TestAgentRunWithRootKeepsHostIdentity(t *testing.T) {
+	hostID := identity.MachineID(identity.SystemRoot)
+	if hostID == "" {
+		t.Skip("this machine has no /etc/machine-id: nothing to tell apart from the image's")
+	}
+	image := t.TempDir()
+	os.MkdirAll(filepath.Join(image, "etc"), 0o755)
+	os.WriteFile(filepath.Join(image, "etc/machine-id"), []byte("ffffffffffffffffffffffffffffffff\n"), 0o644)
+	os.MkdirAll(filepath.Join(image, "var/lib/cloud/data"), 0o755)
+	os.WriteFile(filepath.Join(image, "var/lib/cloud/data/instance-id"), []byte("i-image\n"), 0o644)
+
+	m, err := testmanager.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.AddToken("tok", 1)
+	m.SetPolicy(api.EffectivePolicy{Version: "pv1", HeartbeatSeconds: 60, Modules: map[string]api.ModulePolicy{}})
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, m.CAPEM, 0o644)
+	dir := t.TempDir()
+	if out, err := runAgentCLI(t, "agent", "enroll", "--manager", m.URL, "--token", "tok", "--ca-cert", caFile, "--data-dir", dir); err != nil {
+		t.Fatalf("enroll = %v\n%s", err, out)
+	}
+	ids := m.Computers()
+	if len(ids) != 1 {
+		t.Fatalf("computers after enrolment = %v", ids)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		root := NewRoot()
+		root.SetArgs([]string{"agent", "run", "--data-dir", dir, "--root", image})
+		done <- root.ExecuteContext(ctx)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, _ := m.Computer(ids[0])
+		if c.Beats > 0 {
+			if c.LastBeat.Host.MachineID != hostID || c.LastBeat.Host.InstanceID == "i-image" {
+				t.Errorf("heartbeat host = %+v, want machine-id %s (the running host's, not the image's)", c.LastBeat.Host, hostID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			s, err := agent.ReadStatus(dir)
+			t.Fatalf("no accepted heartbeat in 10 s (a refused one means the agent looked like a clone): status %+v, %v", s, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("agent run = %v", err)
+	}
+	if got := m.Computers(); len(got) != 1 {
+		t.Errorf("computers after run = %v, want the one enrolled (no re-enrolment as a clone)", got)
 	}
 }
