@@ -2,6 +2,7 @@ package manager
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,7 +12,9 @@ import (
 )
 
 // FuzzDecodeBody: every API body either decodes or yields an apiError with a
-// 4xx status and a message safe to show — never a panic or a 5xx.
+// 4xx status and a message safe to show — never a panic or a 5xx — and an
+// unknown field always comes back named (by strictjson, not by reading
+// encoding/json's error text).
 func FuzzDecodeBody(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"web","max_uses":3}`,
@@ -23,6 +26,10 @@ func FuzzDecodeBody(f *testing.F) {
 		`[]`,
 		`{"policy":{"x":1}}`,
 		`{"hb":` + strings.Repeat("[", 100),
+		`{"events":[{"id":"a","kind":"k","severity":"high"},{"id":"b","Kind":"k"}]}`,
+		`{"modules":{"integrity":{"enabled":"yes"}}}`,
+		`{"tags":["a",1]}`,
+		`{"name":"a","bogus":1} {}`,
 	} {
 		f.Add(s)
 	}
@@ -39,6 +46,9 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 			if ae.status != http.StatusBadRequest && ae.status != http.StatusRequestEntityTooLarge || ae.msg == "" {
 				t.Fatalf("decode(%q) = status %d %q, want 400/413 with a message", body, ae.status, ae.msg)
+			}
+			if strings.Contains(ae.msg, "unknown field") && ae.msg != fmt.Sprintf("unknown field %q", ae.field) {
+				t.Fatalf("decode(%q) = %q field %q: an unknown field not named by strictjson", body, ae.msg, ae.field)
 			}
 		}
 	})
