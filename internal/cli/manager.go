@@ -68,13 +68,16 @@ func newManagerRunCmd() *cobra.Command {
 	var listen string
 	var hosts, trusted []string
 	var noURLs bool
+	var burst int
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "serve the manager API (agents over mTLS, automation with API keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs, Version: Version}, slog.Default())
+			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs, Version: Version,
+				NotifyBurst: burst, NotifyWindow: window}, slog.Default())
 			if err != nil {
 				return exit2(err)
 			}
@@ -94,6 +97,8 @@ func newManagerRunCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&hosts, "hostname", nil, "extra DNS names or IPs for the server certificate")
 	cmd.Flags().StringSliceVar(&trusted, "trusted-rulepack-key", nil, "extra ed25519 public key (base64) whose rule packs are accepted")
 	cmd.Flags().BoolVar(&noURLs, "no-rulepack-urls", false, "refuse rule pack imports by URL (the manager would fetch what an API user names)")
+	cmd.Flags().IntVar(&burst, "notify-burst", 10, "notifications per notifier and alert rule per --notify-window; the rest go out as one summary (-1: no cap)")
+	cmd.Flags().DurationVar(&window, "notify-window", time.Minute, "notification throttle window")
 	return cmd
 }
 
