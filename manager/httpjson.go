@@ -36,35 +36,35 @@ const maxPublicBody = 1 << 20
 // unknown or misspelt fields, wrong types and values their type refuses.
 // Errors name the field by its full path (rules[2].severity,
 // modules.integrity.enabled): internal/strictjson walks the raw value
-// against v's type before the typed decode, so no error text is parsed.
+// against v's type, so no error text is parsed. The typed decode runs
+// first because agents' event batches come through here: on success only
+// strictjson's cheap key walk remains (for keys in another case, which
+// encoding/json takes), and only a failure pays for the full check that
+// names the field.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return decodeError(err)
 	}
-	if err := strictjson.Check(body, reflect.TypeOf(v)); err != nil {
-		return decodeError(err)
-	}
-	// strictjson has vetted every key and value of a well-formed body, so
-	// what fails here is syntax; unknown fields stay refused all the same
-	// rather than dropped silently.
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(firstValueProblem(body, v, err))
+		return decodeError(fieldProblem(body, v, err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errf(http.StatusBadRequest, "", "body must hold exactly one JSON value")
 	}
+	if err := strictjson.CheckFieldsParsed(body, reflect.TypeOf(v)); err != nil {
+		return decodeError(err)
+	}
 	return nil
 }
 
-// firstValueProblem names the field when a decode failed on a body that
-// strictjson skipped as a whole (a good first value followed by more): the
-// first value alone is checked, so its field problem is named by path
-// like any other; otherwise err stands.
-func firstValueProblem(body []byte, v any, err error) error {
+// fieldProblem turns a failed decode into strictjson's account of the
+// first value's first problem, named by its path; err stands when the
+// value is not JSON (a syntax error) or strictjson finds nothing.
+func fieldProblem(body []byte, v any, err error) error {
 	var raw json.RawMessage
 	if json.NewDecoder(bytes.NewReader(body)).Decode(&raw) == nil {
 		if cerr := strictjson.Check(raw, reflect.TypeOf(v)); cerr != nil {
@@ -91,8 +91,8 @@ func decodeError(err error) error {
 	case errors.As(err, &val):
 		return errf(http.StatusBadRequest, val.Field, "%v", val)
 	case errors.As(err, &jtyp):
-		// strictjson catches type errors first; this stays as a safety net
-		// (its path lacks indices and map keys).
+		// strictjson names type errors; this stays as a safety net (its
+		// path lacks indices and map keys).
 		return errf(http.StatusBadRequest, jtyp.Field, "field %s: got JSON %s, want %s", jtyp.Field, jtyp.Value, jtyp.Type)
 	case errors.As(err, &syn):
 		return errf(http.StatusBadRequest, "", "malformed JSON at byte %d", syn.Offset)

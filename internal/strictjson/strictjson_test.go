@@ -136,8 +136,8 @@ func strictDecode(s string) error {
 }
 
 // FuzzCheck: never panics; whatever Check accepts, the typed decode accepts
-// too (so nobody needs to read encoding/json's error text), and
-// CheckFields reports unknown fields only.
+// too (so nobody needs to read encoding/json's error text), CheckFields
+// reports unknown fields only, and CheckFieldsParsed agrees with it.
 func FuzzCheck(f *testing.F) {
 	for _, s := range []string{
 		`{"name":"a","inner":{"port":1}}`, `{"ptr":{"port":1,"x":2}}`, `{"list":[{"port":1}]}`,
@@ -158,8 +158,36 @@ func FuzzCheck(f *testing.F) {
 			}
 		}
 		var u *UnknownFieldError
-		if err := CheckFields([]byte(s), typ); err != nil && !errors.As(err, &u) {
+		err := CheckFields([]byte(s), typ)
+		if err != nil && !errors.As(err, &u) {
 			t.Errorf("CheckFields(%s) = %v, want only unknown-field errors", s, err)
 		}
+		// Without the validity pass: the same answer on valid JSON, and
+		// no panic on anything else.
+		perr := CheckFieldsParsed([]byte(s), typ)
+		if json.Valid([]byte(s)) && fmt.Sprint(perr) != fmt.Sprint(err) {
+			t.Errorf("CheckFieldsParsed(%s) = %v, CheckFields = %v", s, perr, err)
+		}
 	})
+}
+
+// BenchmarkCheck walks 500 objects of the test type: the walk's own cost
+// (json.Valid included), which decoders pay on top of encoding/json.
+func BenchmarkCheck(b *testing.B) {
+	one := `{"name":"web","inner":{"port":443},"list":[{"port":1},{"port":2}],"map":{"a":{"port":3}},"level":"high","when":"2026-11-25T03:00:00Z","small":7,"ratio":0.5,"bytes":"AAAA"}`
+	body := []byte(`[` + strings.Repeat(one+",", 499) + one + `]`)
+	typ := reflect.TypeOf([]outer{})
+	for _, c := range []struct {
+		name string
+		fn   func([]byte, reflect.Type) error
+	}{{"Check", Check}, {"CheckFields", CheckFields}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := c.fn(body, typ); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
