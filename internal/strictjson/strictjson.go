@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,10 +69,14 @@ func CheckFields(raw []byte, t reflect.Type) error {
 // finds what the decode let through, keys spelt in another case.
 func CheckFieldsParsed(raw []byte, t reflect.Type) (err error) {
 	defer func() {
-		// raw was not JSON after all (a malformed{} or an index past its
-		// end): nothing to say about its fields.
-		if recover() != nil {
+		// raw was not JSON after all (malformed, or it ended early):
+		// nothing to say about its fields. Any other panic is a bug.
+		switch r := recover().(type) {
+		case nil:
+		case malformed, runtime.Error:
 			err = nil
+		default:
+			panic(r)
 		}
 	}()
 	return (&walker{data: raw}).value(t)
