@@ -74,8 +74,10 @@ func (c *Config) defaults() {
 		c.StatusInterval = 5 * time.Second
 	}
 	if c.Host == nil {
-		root, ver := c.Root, c.Version
-		c.Host = func() api.HostInfo { return identity.Host(root, ver) }
+		// The running machine, whatever Root is: a re-rooted agent is
+		// still this computer, not a clone of the image it looks at.
+		ver := c.Version
+		c.Host = func() api.HostInfo { return identity.Host(ver) }
 	}
 }
 

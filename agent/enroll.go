@@ -53,7 +53,7 @@ func Enroll(ctx context.Context, o EnrollOptions) error {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return fmt.Errorf("enrolling: %w", err)
 	}
-	host := identity.Host(o.Root, o.Version)
+	host := identity.HostAt(o.Root, o.Version)
 	if o.Host != nil {
 		host = *o.Host
 	}

@@ -96,6 +96,25 @@ func (m *Manager) notify(ctx context.Context, ar api.AlertRule, a api.Alert, c a
 	}
 }
 
+// flushNotifications sends the summaries of closed throttle windows ("N
+// more alerts suppressed") soon after each closes: a tenth of the window,
+// between 10 ms and a second, late.
+func (m *Manager) flushNotifications(ctx context.Context) {
+	every := min(max(m.cfg.NotifyWindow/10, 10*time.Millisecond), time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if n := m.notifier.Flush(now); n > 0 {
+				m.log.Info("sent throttled-notification summaries", "count", n)
+			}
+		}
+	}
+}
+
 // validateNotifierConfig checks a notifier's settings with the sender's own
 // strict decoder; field names come back relative to "config".
 func validateNotifierConfig(typ string, cfg json.RawMessage) error {

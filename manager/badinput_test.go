@@ -49,7 +49,11 @@ func TestBadInputNothingWritten(t *testing.T) {
 			{"empty", "/api/v1/policies", ``, 400, ""},
 			{"unknown field", "/api/v1/policies", `{"name":"p","colour":"red"}`, 400, "colour"},
 			{"wrong type", "/api/v1/policies", `{"name":"p","heartbeat_seconds":"fast"}`, 400, "heartbeat_seconds"},
-			{"nested wrong type", "/api/v1/policies", `{"name":"p","modules":{"integrity":{"enabled":"yes"}}}`, 400, "modules.enabled"}, // encoding/json leaves map keys out of the path,
+			{"nested wrong type", "/api/v1/policies", `{"name":"p","modules":{"integrity":{"enabled":"yes"}}}`, 400, "modules.integrity.enabled"}, // the full path, map key included
+			{"nested unknown field", "/api/v1/policies", `{"name":"p","modules":{"integrity":{"enabled":true,"Settings":{}}}}`, 400, "modules.integrity.Settings"},
+			{"miscased field", "/api/v1/policies", `{"Name":"p"}`, 400, "Name"}, // encoding/json alone would take it for "name"
+			{"element wrong type", "/api/v1/tokens", `{"tags":["web",7]}`, 400, "tags[1]"},
+			{"alert rule element wrong type", "/api/v1/alert-rules", `{"name":"a","notifier_ids":["n1",{"id":"n2"}]}`, 400, "notifier_ids[1]"},
 			{"two values", "/api/v1/policies", `{"name":"p"} {"name":"q"}`, 400, ""},
 			{"missing name", "/api/v1/policies", `{}`, 400, "name"},
 			{"bad module name", "/api/v1/policies", `{"name":"p","modules":{"Bad Name":{}}}`, 400, "modules.Bad Name"},
@@ -100,8 +104,12 @@ func TestBadInputNothingWritten(t *testing.T) {
 		// Agent side: a malformed batch stores nothing.
 		a := e.agent(e.token(e.admin, api.TokenRequest{}), "m1")
 		err := managertest.Do(ctx, a.Client, "POST", e.m.URL()+api.PathAgentEvents, nil, []byte(`{"events":[{"id":"x","time":"2026-01-01T00:00:00Z","kind":"k","severity":"high","bogus":1}]}`), nil)
-		if st, ok := err.(*managertest.Status); !ok || st.Code != 400 || st.Body.Error.Field != "bogus" {
+		if st, ok := err.(*managertest.Status); !ok || st.Code != 400 || st.Body.Error.Field != "events[0].bogus" {
 			t.Fatalf("unknown event field = %v", err)
+		}
+		err = managertest.Do(ctx, a.Client, "POST", e.m.URL()+api.PathAgentEvents, nil, []byte(`{"events":[{"id":"x","time":"2026-01-01T00:00:00Z","kind":"k","severity":"high"},{"id":"y","time":"2026-01-01T00:00:00Z","kind":"k","severity":"apocalyptic"}]}`), nil)
+		if st, ok := err.(*managertest.Status); !ok || st.Code != 400 || st.Body.Error.Field != "events[1].severity" {
+			t.Fatalf("bad severity in the second event = %v", err)
 		}
 		err = managertest.Do(ctx, a.Client, "POST", e.m.URL()+api.PathAgentEvents, nil, []byte(`{"events":[{"id":"x","time":"2026-01-01T00:00:00Z","kind":"k","severity":"apocalyptic"}]}`), nil)
 		if statusOf(err) != 400 {

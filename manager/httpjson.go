@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,9 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
+	"reflect"
 
 	"github.com/mamori-sec/mamori/api"
+	"github.com/mamori-sec/mamori/internal/strictjson"
 	"github.com/mamori-sec/mamori/manager/store"
 )
 
@@ -30,34 +32,68 @@ func errf(status int, field, format string, args ...any) *apiError {
 // maxPublicBody bounds public API bodies other than rule-pack uploads.
 const maxPublicBody = 1 << 20
 
-// decode reads exactly one JSON value into v, refusing unknown fields,
-// wrong types and bodies over limit. Errors name the field.
+// decode reads exactly one JSON value into v, refusing bodies over limit,
+// unknown or misspelt fields, wrong types and values their type refuses.
+// Errors name the field by its full path (rules[2].severity,
+// modules.integrity.enabled): internal/strictjson walks the raw value
+// against v's type, so no error text is parsed. The typed decode runs
+// first because agents' event batches come through here: on success only
+// strictjson's cheap key walk remains (for keys in another case, which
+// encoding/json takes), and only a failure pays for the full check that
+// names the field.
 func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		return decodeError(err)
 	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(fieldProblem(body, v, err))
+	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return decodeError(err)
-		}
 		return errf(http.StatusBadRequest, "", "body must hold exactly one JSON value")
+	}
+	if err := strictjson.CheckFieldsParsed(body, reflect.TypeOf(v)); err != nil {
+		return decodeError(err)
 	}
 	return nil
 }
 
+// fieldProblem turns a failed decode into strictjson's account of the
+// first value's first problem, named by its path; err stands when the
+// value is not JSON (a syntax error) or strictjson finds nothing.
+func fieldProblem(body []byte, v any, err error) error {
+	var raw json.RawMessage
+	if json.NewDecoder(bytes.NewReader(body)).Decode(&raw) == nil {
+		if cerr := strictjson.Check(raw, reflect.TypeOf(v)); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}
+
 func decodeError(err error) error {
 	var mbe *http.MaxBytesError
-	var typ *json.UnmarshalTypeError
+	var unknown *strictjson.UnknownFieldError
+	var typ *strictjson.TypeError
+	var val *strictjson.ValueError
+	var jtyp *json.UnmarshalTypeError
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &mbe):
 		return errf(http.StatusRequestEntityTooLarge, "", "body larger than %d bytes", mbe.Limit)
+	case errors.As(err, &unknown):
+		return errf(http.StatusBadRequest, unknown.Field, "unknown field %q", unknown.Field)
 	case errors.As(err, &typ):
-		return errf(http.StatusBadRequest, typ.Field, "field %s: got JSON %s, want %s", typ.Field, typ.Value, typ.Type)
+		return errf(http.StatusBadRequest, typ.Field, "%v", typ)
+	case errors.As(err, &val):
+		return errf(http.StatusBadRequest, val.Field, "%v", val)
+	case errors.As(err, &jtyp):
+		// strictjson names type errors; this stays as a safety net (its
+		// path lacks indices and map keys).
+		return errf(http.StatusBadRequest, jtyp.Field, "field %s: got JSON %s, want %s", jtyp.Field, jtyp.Value, jtyp.Type)
 	case errors.As(err, &syn):
 		return errf(http.StatusBadRequest, "", "malformed JSON at byte %d", syn.Offset)
 	case errors.Is(err, io.EOF):
@@ -65,13 +101,6 @@ func decodeError(err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return errf(http.StatusBadRequest, "", "truncated JSON body")
 	}
-	// encoding/json has no error type for unknown fields; this prefix is
-	// its documented wording and the only way to name the field.
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		f = strings.Trim(f, `"`)
-		return errf(http.StatusBadRequest, f, "unknown field %q", f)
-	}
-	// Field-level errors from UnmarshalText (e.g. an unknown severity name).
 	return errf(http.StatusBadRequest, "", "invalid JSON body: %v", err)
 }
 

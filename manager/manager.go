@@ -51,6 +51,12 @@ type Config struct {
 	DisableRulePackURLs bool
 	// Version is the product version for notification headers.
 	Version string
+	// NotifyBurst and NotifyWindow cap each notifier's notifications per
+	// alert rule: at most NotifyBurst per NotifyWindow (10 per minute),
+	// the rest summed up in one notification when the window closes.
+	// A negative NotifyBurst turns the cap off.
+	NotifyBurst  int
+	NotifyWindow time.Duration
 }
 
 // Manager is a running manager.
@@ -95,6 +101,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	}
 	if cfg.JobInterval <= 0 {
 		cfg.JobInterval = 30 * time.Second
+	}
+	if cfg.NotifyWindow <= 0 {
+		cfg.NotifyWindow = time.Minute
 	}
 	if log == nil {
 		log = slog.Default()
@@ -146,8 +155,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Manager, error) {
 	}
 	m.hbw = newHBWriter(m.store, log, 250*time.Millisecond)
 	m.dispatcher = notify.NewDispatcher(notify.DispatcherConfig{Logger: log})
-	m.notifier = notify.NewService(m.dispatcher, notify.Options{ProductVersion: cfg.Version})
+	m.notifier = notify.NewService(m.dispatcher, notify.Options{ProductVersion: cfg.Version,
+		Throttle: notify.ThrottleConfig{Burst: cfg.NotifyBurst, Window: cfg.NotifyWindow}})
 	m.metrics.notifyQueue = m.dispatcher.QueueDepth
+	m.metrics.notifySuppressed = m.notifier.Suppressed
+	m.metrics.notifySummaries = m.notifier.Summaries
 	m.handler = m.routes()
 	m.srv = &http.Server{
 		Handler: m.handler,
@@ -220,9 +232,10 @@ func (m *Manager) Run(ctx context.Context) error {
 	jobsCtx, stopJobs := context.WithCancel(ctx)
 	defer stopJobs()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); m.runJobs(jobsCtx) }()
 	go func() { defer wg.Done(); m.hbw.run(jobsCtx) }()
+	go func() { defer wg.Done(); m.flushNotifications(jobsCtx) }()
 	errc := make(chan error, 1)
 	go func() { errc <- m.srv.ServeTLS(m.ln, "", "") }()
 	m.log.Info("manager listening", "url", m.URL(), "db", m.store.Dialect())
@@ -237,6 +250,8 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	stopJobs()
 	wg.Wait()
+	// Summaries of open throttle windows go out now, not never.
+	m.notifier.FlushAll()
 	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = m.dispatcher.Close(dctx)
 	cancel()

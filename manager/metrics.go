@@ -24,6 +24,8 @@ type metrics struct {
 	requests         *prometheus.HistogramVec
 	db               *prometheus.HistogramVec
 	notifyQueue      func() int
+	notifySuppressed func() int64 // alerts the notification throttle held back
+	notifySummaries  func() int64 // summaries it sent for them
 }
 
 func newMetrics() *metrics {
@@ -52,6 +54,22 @@ func newMetrics() *metrics {
 				return 0
 			}
 			return float64(m.notifyQueue())
+		}))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mamori_manager_notifications_suppressed_total",
+		Help: "Alert notifications held back by the per-notifier, per-rule throttle (counted in a summary notification instead)."},
+		func() float64 {
+			if m.notifySuppressed == nil {
+				return 0
+			}
+			return float64(m.notifySuppressed())
+		}))
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mamori_manager_notification_summaries_total",
+		Help: "\"N more alerts suppressed\" notifications produced when a throttle window closed."},
+		func() float64 {
+			if m.notifySummaries == nil {
+				return 0
+			}
+			return float64(m.notifySummaries())
 		}))
 	m.reg.MustRegister(m.agents, m.heartbeats, m.heartbeatLatency, m.events, m.ingestLatency, m.enrollments, m.commandsPending, m.requests, m.db,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -8,9 +8,11 @@
 // getrusage(RUSAGE_THREAD) reads that thread — and makes them sleep until
 // their usage falls back under the cap. Other modules' work (the firewall,
 // log inspection) does not count against the scans' budget. It needs no
-// privileges and works in any container; a cgroup v2 cpu.max would be
-// enforced by the kernel but needs a delegated, threaded cgroup, which most
-// hosts do not give the agent.
+// privileges and works in any container; a per-thread cgroup v2 cpu.max
+// would need a delegated, threaded cgroup, which most hosts do not give the
+// agent. The kernel-enforced cap is service-wide instead: ServiceLimits
+// turns the budget into the CPUQuota=, MemoryMax= and IOWeight= of the
+// systemd unit `mamori agent install` writes.
 package budget
 
 import (

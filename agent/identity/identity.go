@@ -1,7 +1,10 @@
 // Package identity describes the host the agent runs on: hostname,
 // machine-id, the cloud instance ID when the machine knows it, OS, kernel and
 // addresses. machine-id and instance-id are what let the manager tell a
-// cloned disk image from the original computer.
+// cloned disk image from the original computer, so they always come from the
+// running system: an agent whose modules are re-rooted (`agent run --root`,
+// a mounted image under inspection) must still report this machine, or the
+// manager would take it for a clone of whatever the image was copied from.
 package identity
 
 import (
@@ -16,15 +19,24 @@ import (
 	"github.com/mamori-sec/mamori/api"
 )
 
-// Host reads the host information below root ("/" except in tests).
-// agentVersion is reported as is. Missing sources leave fields empty: no
-// field is worth failing the agent for.
-func Host(root, agentVersion string) api.HostInfo {
+// SystemRoot is where the running system's /etc, /var and /sys are.
+const SystemRoot = "/"
+
+// Host describes the running system. agentVersion is reported as is.
+// Missing sources leave fields empty: no field is worth failing the agent
+// for. It takes no root on purpose: the modules' filesystem root is not the
+// machine's identity.
+func Host(agentVersion string) api.HostInfo { return HostAt(SystemRoot, agentVersion) }
+
+// HostAt reads the host information below sysRoot, which must hold the
+// running system's files: SystemRoot in production, a fixture in tests.
+// Never pass the modules' root here.
+func HostAt(sysRoot, agentVersion string) api.HostInfo {
 	h := api.HostInfo{Arch: runtime.GOARCH, AgentVersion: agentVersion}
 	h.Hostname, _ = os.Hostname()
-	h.MachineID = MachineID(root)
-	h.InstanceID = InstanceID(root)
-	h.OS = osName(root)
+	h.MachineID = MachineID(sysRoot)
+	h.InstanceID = InstanceID(sysRoot)
+	h.OS = osName(sysRoot)
 	h.Kernel = kernel()
 	h.IPs = addrs()
 	return h

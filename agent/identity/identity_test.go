@@ -15,7 +15,7 @@ func TestHostFromFixtureRoot(t *testing.T) {
 	write("etc/machine-id", "0123456789abcdef0123456789abcdef\n")
 	write("var/lib/cloud/data/instance-id", "i-0abc123\n")
 	write("etc/os-release", "NAME=Debian\nPRETTY_NAME=\"Debian GNU/Linux 13 (trixie)\"\n")
-	h := Host(root, "1.2.3")
+	h := HostAt(root, "1.2.3")
 	if h.MachineID != "0123456789abcdef0123456789abcdef" || h.InstanceID != "i-0abc123" || h.OS != "Debian GNU/Linux 13 (trixie)" || h.AgentVersion != "1.2.3" {
 		t.Fatalf("Host = %+v", h)
 	}
@@ -33,5 +33,16 @@ func TestInstanceIDFromDMI(t *testing.T) {
 	}
 	if got := InstanceID(t.TempDir()); got != "" {
 		t.Fatalf("InstanceID of an empty root = %q, want empty", got)
+	}
+}
+
+// Host takes no root: it always describes the running machine.
+func TestHostIsTheRunningSystem(t *testing.T) {
+	want := MachineID(SystemRoot)
+	if want == "" {
+		t.Skip("this machine has no /etc/machine-id to compare with")
+	}
+	if got := Host("v").MachineID; got != want {
+		t.Fatalf("Host().MachineID = %q, want the running system's %q", got, want)
 	}
 }

@@ -22,7 +22,7 @@ OUT=${OUT:-/tmp/mamori-bench-logs}
 mkdir -p "$OUT"
 if [ ! -s "$LOG" ] || [ ! -s "$TRUTH" ]; then
   echo "== generating $LOG (shared generator)"
-  bash /work/shared/bench/gen-authlog.sh >/dev/null
+  bash ../shared/bench/gen-authlog.sh >/dev/null  # relative to the repo root (cd above)
 fi
 LINES=$(wc -l < "$LOG")
 echo "== input: $LOG ($LINES lines, $(( $(stat -c %s "$LOG") / 1000000 )) MB)"

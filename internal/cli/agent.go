@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,8 +20,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mamori-sec/mamori/agent"
+	"github.com/mamori-sec/mamori/agent/budget"
 	"github.com/mamori-sec/mamori/agent/client"
 	"github.com/mamori-sec/mamori/agent/modules"
+	"github.com/mamori-sec/mamori/api"
 )
 
 func newAgentCmd() *cobra.Command {
@@ -205,19 +208,62 @@ UMask=0077
 LimitNOFILE=65536
 KillMode=mixed
 TimeoutStopSec=30
-
+# Resource cap from the agent's budget ({{.BudgetSource}}); the kernel
+# enforces it on top of the scans' own throttling. Re-run
+# "mamori agent install" after changing the budget.
+{{.Limits}}
 [Install]
 WantedBy=multi-user.target
 `
 
+// systemdRunDir exists while systemd is the running init (sd_booted(3));
+// a variable so tests can point it elsewhere.
+var systemdRunDir = "/run/systemd/system"
+
+// unitData fills unitTemplate.
+type unitData struct {
+	Binary, DataDir, BudgetSource, Limits string
+}
+
+func renderUnit(d unitData) (string, error) {
+	var b strings.Builder
+	t := template.Must(template.New("unit").Parse(unitTemplate))
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("rendering unit: %w", err)
+	}
+	return b.String(), nil
+}
+
+// cachedBudget reads the budget of the policy the agent last applied, from
+// the policy.json the agent package keeps in its data directory (its name
+// is private there; the format is api.EffectivePolicy).
+func cachedBudget(dataDir string) (api.Budget, bool) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "policy.json"))
+	if err != nil {
+		return api.Budget{}, false
+	}
+	var p api.EffectivePolicy
+	if json.Unmarshal(b, &p) != nil {
+		return api.Budget{}, false
+	}
+	return p.Budget, true
+}
+
 func newAgentInstallCmd() *cobra.Command {
-	var dir, binary, unitPath string
-	var dryRun bool
+	var dir, binary, unitPath, memMax string
+	var cpuPercent int
+	var idleIO, dryRun, noStart bool
 	cmd := &cobra.Command{
 		Use:   "install",
-		Short: "write the systemd unit mamori-agent.service",
-		Args:  cobra.NoArgs,
+		Short: "write the systemd unit mamori-agent.service and enable it",
+		Long: `Writes the systemd unit, with a cgroup v2 resource cap (CPUQuota, MemoryMax,
+IOWeight) derived from the agent's budget: the cached policy's when the agent
+has one, else the flags' defaults. When systemd is running it then runs
+"systemctl daemon-reload" and "systemctl enable --now" for the unit, unless
+--no-start is given.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
 			if binary == "" {
 				exe, err := os.Executable()
 				if err != nil {
@@ -225,22 +271,64 @@ func newAgentInstallCmd() *cobra.Command {
 				}
 				binary = exe
 			}
-			var b strings.Builder
-			t := template.Must(template.New("unit").Parse(unitTemplate))
-			if err := t.Execute(&b, map[string]string{"Binary": binary, "DataDir": dir}); err != nil {
-				return err
+			mem, err := budget.ParseBytes(memMax)
+			if err != nil {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--memory-max: %w", err)}
+			}
+			if cpuPercent < 0 || cpuPercent > 100 {
+				return &ExitError{Code: 2, Err: fmt.Errorf("--cpu-percent %d: want 0..100", cpuPercent)}
+			}
+			source := "defaults"
+			// A zero budget cannot be told from an unset one (the default
+			// policy sets none), so only a budget that says something
+			// replaces the defaults; --cpu-percent 0 removes the CPU cap.
+			if b, ok := cachedBudget(dir); ok && (b.CPUPercent > 0 || b.IdleIO) {
+				source = "cached policy"
+				if !cmd.Flags().Changed("cpu-percent") {
+					cpuPercent = b.CPUPercent
+				}
+				if !cmd.Flags().Changed("idle-io") {
+					idleIO = b.IdleIO
+				}
+			}
+			if cmd.Flags().Changed("cpu-percent") || cmd.Flags().Changed("idle-io") {
+				source += " and flags"
+			}
+			unit, err := renderUnit(unitData{Binary: binary, DataDir: dir, BudgetSource: source,
+				Limits: budget.ServiceLimitsFor(cpuPercent, idleIO, mem).Directives()})
+			if err != nil {
+				return &ExitError{Code: 2, Err: err}
 			}
 			if dryRun {
-				fmt.Fprint(cmd.OutOrStdout(), b.String())
+				fmt.Fprint(out, unit)
 				return nil
 			}
 			if err := os.MkdirAll(filepath.Dir(unitPath), 0o755); err != nil {
 				return &ExitError{Code: 2, Err: fmt.Errorf("writing unit: %w", err)}
 			}
-			if err := os.WriteFile(unitPath, []byte(b.String()), 0o644); err != nil {
+			if err := os.WriteFile(unitPath, []byte(unit), 0o644); err != nil {
 				return &ExitError{Code: 2, Err: fmt.Errorf("writing unit: %w", err)}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\nenable it with: systemctl daemon-reload && systemctl enable --now mamori-agent\n", unitPath)
+			fmt.Fprintf(out, "wrote %s\n", unitPath)
+			name := filepath.Base(unitPath)
+			enable := "systemctl daemon-reload && systemctl enable --now " + name
+			switch {
+			case noStart:
+				fmt.Fprintf(out, "not enabled or started (--no-start); to do it: %s\n", enable)
+				return nil
+			case !isDir(systemdRunDir):
+				fmt.Fprintf(out, "systemd is not running here (no %s): the unit was not enabled.\nOn a systemd host run: %s\nor start the agent directly: %s agent run --data-dir %s\n", systemdRunDir, enable, binary, dir)
+				return nil
+			}
+			for _, args := range [][]string{{"daemon-reload"}, {"enable", "--now", name}} {
+				fmt.Fprintf(out, "running: systemctl %s\n", strings.Join(args, " "))
+				c := exec.CommandContext(cmd.Context(), "systemctl", args...)
+				c.Stdout, c.Stderr = out, cmd.ErrOrStderr()
+				if err := c.Run(); err != nil {
+					return &ExitError{Code: 1, Err: fmt.Errorf("systemctl %s: %w", strings.Join(args, " "), err)}
+				}
+			}
+			fmt.Fprintf(out, "%s enabled and started; check it with: systemctl status %s\n", name, name)
 			return nil
 		},
 	}
@@ -249,7 +337,16 @@ func newAgentInstallCmd() *cobra.Command {
 	f.StringVar(&binary, "binary", "", "path of the mamori binary (default: this one)")
 	f.StringVar(&unitPath, "unit", "/etc/systemd/system/mamori-agent.service", "where to write the unit")
 	f.BoolVar(&dryRun, "dry-run", false, "print the unit instead of writing it")
+	f.BoolVar(&noStart, "no-start", false, "only write the unit: no daemon-reload, enable or start")
+	f.IntVar(&cpuPercent, "cpu-percent", budget.DefaultCPUPercent, "scan CPU budget, percent of one core (0 = no cap); default: the cached policy's, else this")
+	f.BoolVar(&idleIO, "idle-io", true, "idle I/O budget (low IOWeight); default: the cached policy's, else this")
+	f.StringVar(&memMax, "memory-max", "1G", "MemoryMax of the service (K, M, G suffixes; 0 = none)")
 	return cmd
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // processAlive reports whether pid exists (signal 0 sends nothing).

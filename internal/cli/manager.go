@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -21,17 +22,39 @@ import (
 // database: the CA and the rule-pack signing key.
 var dataFiles = []string{"ca.crt", "ca.key", "rulepack.key"}
 
+// managerFlags are the --data-dir and --db flags every manager subcommand
+// that touches the manager's state shares.
 type managerFlags struct {
 	dataDir, db string
 }
 
 func (f *managerFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.dataDir, "data-dir", "mamori-data", "manager data directory (CA, keys, SQLite database)")
+	addDataDirFlag(cmd, &f.dataDir, "manager data directory (CA, keys, SQLite database)")
 	cmd.Flags().StringVar(&f.db, "db", "", `database: "" for SQLite in the data directory, "sqlite:///path", or "postgres://user@host/db"`)
 }
 
-func (f *managerFlags) open(ctx context.Context) (*store.Store, error) {
-	return store.Open(ctx, f.db, f.dataDir)
+func addDataDirFlag(cmd *cobra.Command, p *string, usage string) {
+	cmd.Flags().StringVar(p, "data-dir", "mamori-data", usage)
+}
+
+// withStore opens the store the flags name, runs fn on it and closes it.
+// Every failure of an administrative subcommand exits with code 2.
+func (f *managerFlags) withStore(ctx context.Context, fn func(*store.Store) error) error {
+	st, err := store.Open(ctx, f.db, f.dataDir)
+	if err != nil {
+		return exit2(err)
+	}
+	defer st.Close()
+	return exit2(fn(st))
+}
+
+// exit2 marks err as an error exit (code 2) unless it already carries a code.
+func exit2(err error) error {
+	var ee *ExitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return &ExitError{Code: 2, Err: err}
 }
 
 func newManagerCmd() *cobra.Command {
@@ -45,19 +68,22 @@ func newManagerRunCmd() *cobra.Command {
 	var listen string
 	var hosts, trusted []string
 	var noURLs bool
+	var burst int
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "serve the manager API (agents over mTLS, automation with API keys)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs, Version: Version}, slog.Default())
+			m, err := manager.New(ctx, manager.Config{DataDir: f.dataDir, DB: f.db, Listen: listen, Hostnames: hosts, TrustedRulePackKeys: trusted, DisableRulePackURLs: noURLs, Version: Version,
+				NotifyBurst: burst, NotifyWindow: window}, slog.Default())
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return exit2(err)
 			}
 			key, created, err := m.BootstrapAdmin(ctx)
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return exit2(err)
 			}
 			if created {
 				fmt.Fprintf(cmd.OutOrStdout(), "admin API key (shown once): %s\n", key)
@@ -71,6 +97,8 @@ func newManagerRunCmd() *cobra.Command {
 	cmd.Flags().StringSliceVar(&hosts, "hostname", nil, "extra DNS names or IPs for the server certificate")
 	cmd.Flags().StringSliceVar(&trusted, "trusted-rulepack-key", nil, "extra ed25519 public key (base64) whose rule packs are accepted")
 	cmd.Flags().BoolVar(&noURLs, "no-rulepack-urls", false, "refuse rule pack imports by URL (the manager would fetch what an API user names)")
+	cmd.Flags().IntVar(&burst, "notify-burst", 10, "notifications per notifier and alert rule per --notify-window; the rest go out as one summary (-1: no cap)")
+	cmd.Flags().DurationVar(&window, "notify-window", time.Minute, "notification throttle window")
 	return cmd
 }
 
@@ -82,45 +110,48 @@ func newManagerBackupCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, err := f.open(ctx)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			defer st.Close()
-			files := map[string][]byte{}
-			for _, n := range dataFiles {
-				b, err := os.ReadFile(filepath.Join(f.dataDir, n))
-				if err == nil {
-					files[n] = b
-				} else if !os.IsNotExist(err) {
-					return &ExitError{Code: 2, Err: fmt.Errorf("reading %s: %w", n, err)}
+			return f.withStore(ctx, func(st *store.Store) error {
+				files := map[string][]byte{}
+				for _, n := range dataFiles {
+					b, err := os.ReadFile(filepath.Join(f.dataDir, n))
+					if err == nil {
+						files[n] = b
+					} else if !os.IsNotExist(err) {
+						return fmt.Errorf("reading %s: %w", n, err)
+					}
 				}
-			}
-			tmp := args[0] + ".tmp"
-			out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			if err := st.Backup(ctx, out, files); err != nil {
-				out.Close()
-				os.Remove(tmp)
-				return &ExitError{Code: 2, Err: fmt.Errorf("backing up: %w", err)}
-			}
-			if err := out.Sync(); err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			if err := out.Close(); err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			if err := os.Rename(tmp, args[0]); err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s\n", args[0])
-			return nil
+				if err := writeBackup(ctx, st, args[0], files); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "backup written to %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
 	return cmd
+}
+
+// writeBackup writes the archive to a temporary file, syncs it and renames
+// it into place, so a failed backup never leaves a truncated FILE.
+func writeBackup(ctx context.Context, st *store.Store, path string, files map[string][]byte) error {
+	tmp := path + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := st.Backup(ctx, out, files); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("backing up: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func newManagerRestoreCmd() *cobra.Command {
@@ -131,30 +162,28 @@ func newManagerRestoreCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			// Opened before the store, so a wrong path creates no database.
 			in, err := os.Open(args[0])
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return exit2(err)
 			}
 			defer in.Close()
-			st, err := f.open(ctx)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			defer st.Close()
-			files, err := st.Restore(ctx, in)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			for name, b := range files {
-				if filepath.Base(name) != name {
-					return &ExitError{Code: 2, Err: fmt.Errorf("restoring: bad file name %q in backup", name)}
+			return f.withStore(ctx, func(st *store.Store) error {
+				files, err := st.Restore(ctx, in)
+				if err != nil {
+					return err
 				}
-				if err := os.WriteFile(filepath.Join(f.dataDir, name), b, 0o600); err != nil {
-					return &ExitError{Code: 2, Err: err}
+				for name, b := range files {
+					if filepath.Base(name) != name {
+						return fmt.Errorf("restoring: bad file name %q in backup", name)
+					}
+					if err := os.WriteFile(filepath.Join(f.dataDir, name), b, 0o600); err != nil {
+						return err
+					}
 				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "restored %s\n", args[0])
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "restored %s\n", args[0])
+				return nil
+			})
 		},
 	}
 	f.add(cmd)
@@ -172,22 +201,19 @@ func newManagerAPIKeyCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := f.open(ctx)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			defer st.Close()
-			t, err := manager.EnsureTenant(ctx, st, tenant, nil)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			k, err := st.CreateAPIKey(ctx, t.ID, name, admin)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			_ = st.Audit(ctx, api.AuditEntry{TenantID: t.ID, Actor: "cli", Action: "apikey.create", ObjectType: "apikey", ObjectID: k.ID})
-			fmt.Fprintln(cmd.OutOrStdout(), k.Key)
-			return nil
+			return f.withStore(ctx, func(st *store.Store) error {
+				t, err := manager.EnsureTenant(ctx, st, tenant, nil)
+				if err != nil {
+					return err
+				}
+				k, err := st.CreateAPIKey(ctx, t.ID, name, admin)
+				if err != nil {
+					return err
+				}
+				_ = st.Audit(ctx, api.AuditEntry{TenantID: t.ID, Actor: "cli", Action: "apikey.create", ObjectType: "apikey", ObjectID: k.ID})
+				fmt.Fprintln(cmd.OutOrStdout(), k.Key)
+				return nil
+			})
 		},
 	}
 	f.add(create)
@@ -211,29 +237,26 @@ func newManagerTokenCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			st, err := f.open(ctx)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			defer st.Close()
-			t, err := manager.EnsureTenant(ctx, st, tenant, nil)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			if policy != "" {
-				if p, err := st.PolicyByName(ctx, t.ID, policy); err == nil {
-					policy = p.ID
-				} else if _, err := st.Policy(ctx, t.ID, policy); err != nil {
-					return &ExitError{Code: 2, Err: fmt.Errorf("--policy %s: no such policy in tenant %s", policy, tenant)}
+			return f.withStore(ctx, func(st *store.Store) error {
+				t, err := manager.EnsureTenant(ctx, st, tenant, nil)
+				if err != nil {
+					return err
 				}
-			}
-			tok, err := st.CreateToken(ctx, t.ID, api.TokenRequest{PolicyID: policy, Group: group, Tags: tags, MaxUses: uses}, ttl)
-			if err != nil {
-				return &ExitError{Code: 2, Err: err}
-			}
-			_ = st.Audit(ctx, api.AuditEntry{TenantID: t.ID, Actor: "cli", Action: "token.create", ObjectType: "token", ObjectID: tok.ID})
-			fmt.Fprintln(cmd.OutOrStdout(), tok.Token)
-			return nil
+				if policy != "" {
+					if p, err := st.PolicyByName(ctx, t.ID, policy); err == nil {
+						policy = p.ID
+					} else if _, err := st.Policy(ctx, t.ID, policy); err != nil {
+						return fmt.Errorf("--policy %s: no such policy in tenant %s", policy, tenant)
+					}
+				}
+				tok, err := st.CreateToken(ctx, t.ID, api.TokenRequest{PolicyID: policy, Group: group, Tags: tags, MaxUses: uses}, ttl)
+				if err != nil {
+					return err
+				}
+				_ = st.Audit(ctx, api.AuditEntry{TenantID: t.ID, Actor: "cli", Action: "token.create", ObjectType: "token", ObjectID: tok.ID})
+				fmt.Fprintln(cmd.OutOrStdout(), tok.Token)
+				return nil
+			})
 		},
 	}
 	f.add(create)
@@ -260,21 +283,21 @@ func newManagerRulePackCmd() *cobra.Command {
 			}
 			key, err := rulepack.LoadOrCreateKey(keyFile)
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return exit2(err)
 			}
 			files, err := packFiles(args[0])
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return exit2(err)
 			}
 			b, err := rulepack.Build(name, version, desc, time.Now(), files, key)
 			if err != nil {
-				return &ExitError{Code: 2, Err: fmt.Errorf("building pack: %w", err)}
+				return exit2(fmt.Errorf("building pack: %w", err))
 			}
 			if out == "" {
 				out = name + "-" + version + ".tar.gz"
 			}
 			if err := os.WriteFile(out, b, 0o644); err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return exit2(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %d files, signed with %s\n", out, len(files), keyFile)
 			return nil
@@ -285,7 +308,7 @@ func newManagerRulePackCmd() *cobra.Command {
 	build.Flags().StringVar(&desc, "description", "", "description")
 	build.Flags().StringVarP(&out, "output", "o", "", "output file (default NAME-VERSION.tar.gz)")
 	build.Flags().StringVar(&keyFile, "key", "", "signing key (default DATA-DIR/rulepack.key, created when missing)")
-	build.Flags().StringVar(&dataDir, "data-dir", "mamori-data", "manager data directory holding rulepack.key")
+	addDataDirFlag(build, &dataDir, "manager data directory holding rulepack.key")
 	_ = build.MarkFlagRequired("name")
 	_ = build.MarkFlagRequired("version")
 	cmd.AddCommand(build)

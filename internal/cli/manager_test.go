@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,5 +86,37 @@ func TestManagerKeysTokensBackupRestore(t *testing.T) {
 	}
 	if _, err := runCLI(t, "manager", "restore", backup, "--data-dir", restored); err == nil {
 		t.Fatal("restore over existing data succeeded")
+	}
+}
+
+// Every administrative failure exits with code 2, and restore looks at its
+// archive before opening (and so creating) the store.
+func TestManagerSubcommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	tests := []struct {
+		args []string
+		want string // in the error
+	}{
+		{[]string{"manager", "token", "create", "--data-dir", data, "--policy", "nope"}, "--policy nope: no such policy"},
+		{[]string{"manager", "apikey", "create", "--data-dir", data, "--db", "postgres://mamori@127.0.0.1:1/x?connect_timeout=2"}, ""},
+		{[]string{"manager", "backup", filepath.Join(dir, "no-such-dir", "b.tar.gz"), "--data-dir", data}, "no-such-dir"},
+		{[]string{"manager", "rulepack", "build", filepath.Join(dir, "no-rules"), "--name", "n", "--version", "1", "--data-dir", data}, "no-rules"},
+	}
+	for _, tc := range tests {
+		_, err := runCLI(t, tc.args...)
+		var ee *ExitError
+		if !errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v = %v, want exit 2 mentioning %q", tc.args[1:3], err, tc.want)
+		}
+	}
+	fresh := filepath.Join(dir, "fresh")
+	_, err := runCLI(t, "manager", "restore", filepath.Join(dir, "missing.tar.gz"), "--data-dir", fresh)
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 2 {
+		t.Fatalf("restore of a missing archive = %v, want exit 2", err)
+	}
+	if _, err := os.Stat(fresh); !os.IsNotExist(err) {
+		t.Errorf("restore of a missing archive created %s (%v)", fresh, err)
 	}
 }

@@ -34,9 +34,12 @@ type Options struct {
 	ProductVersion string
 	// Hostname is the manager's name, for the SMTP greeting and Message-IDs.
 	Hostname string
+	// Throttle caps each notifier's notifications per alert rule (Service).
+	Throttle ThrottleConfig
 }
 
 func (o Options) withDefaults() Options {
+	o.Throttle = o.Throttle.withDefaults()
 	if o.ProductVersion == "" {
 		o.ProductVersion = "0"
 	}

@@ -208,7 +208,10 @@ func (m *Mail) Message(a Alert, now time.Time) []byte {
 		host = a.Computer.ID
 	}
 	subject := fmt.Sprintf("%s %s%s on %s", prefix, sev, ruleName, host)
-	if a.Count > 1 {
+	switch {
+	case a.Suppressed > 0:
+		subject += fmt.Sprintf(" (%d more suppressed)", a.Suppressed)
+	case a.Count > 1:
 		subject += fmt.Sprintf(" (%d times)", a.Count)
 	}
 	subject = strings.Map(func(r rune) rune {
@@ -288,7 +291,10 @@ func TextBody(a Alert) string {
 		fmt.Fprintf(&b, ", tags %s", strings.Join(a.Computer.Tags, ", "))
 	}
 	b.WriteString("\n")
-	if a.Count > 1 {
+	switch {
+	case a.Suppressed > 0:
+		fmt.Fprintf(&b, "Suppressed: %s; the last of them follows\n", a.Summary)
+	case a.Count > 1:
 		fmt.Fprintf(&b, "Occurrences: %d (repeats were folded into this alert)\n", a.Count)
 	}
 	if a.URL != "" {

@@ -35,6 +35,11 @@ type Alert struct {
 	// len(Events) when repeats were folded by throttling.
 	Count int       `json:"count"`
 	Time  time.Time `json:"time"`
+	// Suppressed is set on a throttle summary: how many alerts of this
+	// rule the notifier held back in the window that closed (Count
+	// equals it, Events holds the last of them). Summary says so in words.
+	Suppressed int    `json:"suppressed,omitempty"`
+	Summary    string `json:"summary,omitempty"`
 	// URL points at the alert in the console, when the manager knows its
 	// public address.
 	URL string `json:"url,omitempty"`

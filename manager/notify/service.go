@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 )
 
 // ErrDropped is returned by Service.Send when the Dispatcher's queue was
@@ -19,6 +20,8 @@ var ErrDropped = errors.New("notification dropped: queue full")
 type Service struct {
 	d   *Dispatcher
 	opt Options
+	th  *throttle
+	now func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]cachedNotifier // by stored notifier ID
@@ -29,9 +32,12 @@ type cachedNotifier struct {
 	n   Notifier
 }
 
-// NewService wraps d.
+// NewService wraps d. Notifications are throttled per notifier and alert
+// rule as opt.Throttle says; call Flush periodically to send the summaries
+// of closed windows.
 func NewService(d *Dispatcher, opt Options) *Service {
-	return &Service{d: d, opt: opt.withDefaults(), cache: map[string]cachedNotifier{}}
+	opt = opt.withDefaults()
+	return &Service{d: d, opt: opt, th: newThrottle(opt.Throttle), now: time.Now, cache: map[string]cachedNotifier{}}
 }
 
 // Dispatcher returns the Dispatcher, for its Stats.
@@ -39,17 +45,50 @@ func (s *Service) Dispatcher() *Dispatcher { return s.d }
 
 // Send queues a for the stored notifier (id, name, type, settings). It
 // never blocks; it fails when the settings do not build (a *FieldError
-// relative to settings) or the queue is full (ErrDropped).
+// relative to settings) or the queue is full (ErrDropped). An alert over
+// the notifier's throttle for its rule is not sent but counted, into the
+// summary Flush sends when the window closes; Send returns nil for it.
 func (s *Service) Send(id, name, typ string, settings json.RawMessage, a Alert) error {
 	n, err := s.notifier(id, name, typ, settings)
 	if err != nil {
 		return err
+	}
+	if !s.th.admit(id, a, s.now()) {
+		return nil
 	}
 	if !s.d.Enqueue(n, a) {
 		return ErrDropped
 	}
 	return nil
 }
+
+// Flush queues the summary of every throttle window closed by now ("N more
+// alerts suppressed") on the notifier that held the alerts back, and
+// returns how many it queued. A notifier deleted meanwhile gets none.
+func (s *Service) Flush(now time.Time) int {
+	queued := 0
+	for _, sum := range s.th.due(now) {
+		s.mu.Lock()
+		c, ok := s.cache[sum.notifier]
+		s.mu.Unlock()
+		if ok && s.d.Enqueue(c.n, sum.alert) {
+			queued++
+		}
+	}
+	return queued
+}
+
+// FlushAll closes every throttle window now and queues the summaries: on
+// shutdown, so the counts are not lost with the manager's memory.
+func (s *Service) FlushAll() int {
+	return s.Flush(time.Now().Add(s.opt.Throttle.Window + time.Hour))
+}
+
+// Suppressed is how many alerts the throttle has held back so far.
+func (s *Service) Suppressed() int64 { return s.th.suppressed.Load() }
+
+// Summaries is how many summary notifications the throttle has produced.
+func (s *Service) Summaries() int64 { return s.th.summaries.Load() }
 
 func (s *Service) notifier(id, name, typ string, settings json.RawMessage) (Notifier, error) {
 	h := sha256.New()

@@ -99,6 +99,11 @@ func (s *Syslog) Messages(a Alert) ([]string, error) {
 	for i := range a.Events {
 		ev := a.Events[i]
 		ev.Host = hostOf(&a, &ev)
+		if a.Suppressed > 0 {
+			// CEF and LEEF carry the event alone: say in its message
+			// that it stands for the alerts a throttle held back.
+			ev.Message = a.Summary + "; last: " + ev.Message
+		}
 		if ev.ComputerID == "" {
 			ev.ComputerID = a.Computer.ID
 		}
@@ -109,7 +114,7 @@ func (s *Syslog) Messages(a Alert) ([]string, error) {
 		case "leef":
 			payload = leefDelimited(ev.LEEF(s.version))
 		default:
-			b, err := json.Marshal(syslogJSON{AlertID: a.ID, Tenant: a.Tenant, Rule: a.Rule, Computer: a.Computer, Count: a.Count, Event: &ev})
+			b, err := json.Marshal(syslogJSON{AlertID: a.ID, Tenant: a.Tenant, Rule: a.Rule, Computer: a.Computer, Count: a.Count, Suppressed: a.Suppressed, Event: &ev})
 			if err != nil {
 				return nil, fmt.Errorf("encoding event %s: %w", ev.ID, err)
 			}
@@ -145,12 +150,13 @@ func leefDelimited(s string) string {
 }
 
 type syslogJSON struct {
-	AlertID  string       `json:"alert_id"`
-	Tenant   string       `json:"tenant"`
-	Rule     RuleRef      `json:"rule"`
-	Computer ComputerRef  `json:"computer"`
-	Count    int          `json:"count"`
-	Event    *event.Event `json:"event"`
+	AlertID    string       `json:"alert_id"`
+	Tenant     string       `json:"tenant"`
+	Rule       RuleRef      `json:"rule"`
+	Computer   ComputerRef  `json:"computer"`
+	Count      int          `json:"count"`
+	Suppressed int          `json:"suppressed,omitempty"`
+	Event      *event.Event `json:"event"`
 }
 
 // Notify sends the alert's messages. Any transport error is retryable;
