@@ -209,6 +209,17 @@ func (f *Firewall) InForce() bool {
 	return f.plan != nil && f.k.Unchanged(f.plan.Fingerprint)
 }
 
+// PlanFingerprint returns the fingerprint of the plan this Firewall
+// applied, or "".
+func (f *Firewall) PlanFingerprint() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.plan == nil {
+		return ""
+	}
+	return f.plan.Fingerprint
+}
+
 // Compiled returns the policy applied by this Firewall, or nil.
 func (f *Firewall) Compiled() *policy.Compiled {
 	f.mu.Lock()

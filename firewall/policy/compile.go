@@ -238,12 +238,14 @@ func compile(p *Policy, opt Options) (*Compiled, []Warning, error) {
 		c.PortLists[name] = sortRanges(rs)
 	}
 
+	// Sized up front: growing a 10,000-rule slice copied it a dozen times.
+	c.Rules = make([]CRule, 0, len(p.Rules)+2*len(opt.Management))
 	if !p.ManagementOverride {
 		for _, ap := range opt.Management {
 			c.Rules = append(c.Rules, managementRules(ap)...)
 		}
 	}
-	names := map[string]int{}
+	names := make(map[string]int, len(p.Rules))
 	for i := range p.Rules {
 		line := 0
 		if i < len(p.ruleLines) {
