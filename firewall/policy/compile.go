@@ -34,6 +34,7 @@ type Compiled struct {
 // ReconConfig is Recon with defaults filled in and durations parsed.
 type ReconConfig struct {
 	Ports  int           `json:"ports"`
+	Hosts  int           `json:"hosts"`
 	Window time.Duration `json:"window"`
 	Block  time.Duration `json:"block,omitempty"`
 }
@@ -300,6 +301,13 @@ func compileRecon(r *Recon) (*ReconConfig, error) {
 	}
 	if rc.Ports < 2 || rc.Ports > 65535 {
 		return nil, fmt.Errorf("ports: %d out of range 2-65535", r.Ports)
+	}
+	rc.Hosts = r.Hosts
+	if rc.Hosts == 0 {
+		rc.Hosts = 5
+	}
+	if rc.Hosts < 2 || rc.Hosts > 65535 {
+		return nil, fmt.Errorf("hosts: %d out of range 2-65535", r.Hosts)
 	}
 	var err error
 	if r.Window != "" {
