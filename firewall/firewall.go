@@ -398,14 +398,22 @@ func (f *Firewall) Poll(ctx context.Context, now time.Time) []event.Event {
 		diff = st.Diff(f.plan)
 	}
 	if len(diff) > 0 {
-		ev := f.event(event.KindFirewallDrift, event.SeverityHigh, "firewall ruleset was altered outside mamori and has been restored")
+		by := "outside mamori"
+		ev := f.event(event.KindFirewallDrift, event.SeverityHigh, "")
+		ev.Fields = map[string]string{"changed_by": "unknown"}
+		if cli := f.lastCLIApply(); cli != nil && cli.Fingerprint != "" && kernelFingerprint(st) == cli.Fingerprint {
+			// `mamori firewall apply --force` replaced the agent's policy.
+			by = fmt.Sprintf("by the CLI (`mamori firewall apply`, pid %d at %s)", cli.PID, cli.Since.Format(time.RFC3339))
+			ev.Fields = map[string]string{"changed_by": "cli", "cli_pid": strconv.Itoa(cli.PID), "cli_policy": cli.Fingerprint}
+		}
+		ev.Message = "firewall ruleset was changed " + by + " and has been restored"
 		ev.Action = "restored"
 		for _, d := range diff {
 			ev.Changes = append(ev.Changes, event.Change{Attr: "table inet " + nft.TableName, Old: d})
 		}
 		if _, err := f.k.Apply(f.plan); err != nil {
 			ev.Action = "alerted"
-			ev.Message = "firewall ruleset was altered outside mamori; restoring it failed: " + err.Error()
+			ev.Message = "firewall ruleset was changed " + by + "; restoring it failed: " + err.Error()
 		}
 		out = append(out, ev)
 		st = nil
@@ -524,6 +532,20 @@ func (f *Firewall) dropEvents(st *nft.State) []event.Event {
 		}
 	}
 	return out
+}
+
+// kernelFingerprint is the plan fingerprint the kernel's rule comments
+// carry ("mamori:<fp> <tag>"), or "".
+func kernelFingerprint(st *nft.State) string {
+	for _, ch := range st.Chains {
+		for _, c := range ch.Comments {
+			if rest, ok := strings.CutPrefix(c, "mamori:"); ok {
+				fp, _, _ := strings.Cut(rest, " ")
+				return fp
+			}
+		}
+	}
+	return ""
 }
 
 func ttlText(d time.Duration) string {

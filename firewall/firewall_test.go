@@ -607,3 +607,42 @@ func TestSweepReported(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedBlockReported: a block request the kernel refuses is an event
+// (high severity, with the address and the error) and is counted; it is
+// not only logged.
+func TestFailedBlockReported(t *testing.T) {
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.New(t)
+	// Someone else's table of our name, without block sets: blocking must
+	// fail rather than touch it.
+	ns.MustRun("nft", "add", "table", "inet", nft.TableName)
+	fw, err := Open(Options{NetNS: ns.FD, Hostname: "lab-host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	ctx := context.Background()
+	addr := netip.MustParsePrefix("198.51.100.9/32")
+	if err := fw.Block(ctx, response.Block{Addr: addr, TTL: time.Minute, Reason: "ssh brute force", Module: "loginspect"}); err != nil {
+		t.Fatalf("Block queues and returns at once, got %v", err)
+	}
+	var failed *event.Event
+	for deadline := time.Now().Add(5 * time.Second); failed == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, ev := range fw.Poll(ctx, time.Now()) {
+			if ev.Kind == event.KindFirewallBlock {
+				failed = &ev
+			}
+		}
+	}
+	if failed == nil {
+		t.Fatal("no event for the failed block request")
+	}
+	if failed.Action != ActionBlockFailed || failed.Severity != event.SeverityHigh || failed.Src.IP != "198.51.100.9" ||
+		failed.Fields["reason"] != "ssh brute force" || failed.Fields["requested_by"] != "loginspect" || !strings.Contains(failed.Fields["error"], "no block sets") {
+		t.Errorf("failed block event = %+v", failed)
+	}
+	if n := fw.BlockFailures(); n != 1 {
+		t.Errorf("BlockFailures = %d, want 1", n)
+	}
+}

@@ -101,7 +101,7 @@ func printWarnings(w io.Writer, warns []policy.Warning) {
 
 func fwApplyCmd(f *fwFlags) *cobra.Command {
 	var within time.Duration
-	var dry bool
+	var dry, force bool
 	cmd := &cobra.Command{
 		Use:   "apply POLICY",
 		Short: "apply a policy file (YAML or JSON) atomically; with --confirm-within, roll back unless confirmed",
@@ -151,6 +151,12 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 				return err
 			}
 			defer fw.Close()
+			if err := fw.CheckNotAgentOwned(); err != nil {
+				if !force {
+					return &ExitError{Code: 2, Err: fmt.Errorf("%w; change the policy through the manager, or pass --force to apply anyway (the agent will report it as drift changed by the CLI and restore its policy)", err)}
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v; applying anyway (--force)\n", err)
+			}
 			ctx := cmd.Context()
 			if within <= 0 {
 				changed, err := fw.ApplyAndRecord(ctx, f.store(), p, c)
@@ -160,6 +166,9 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 				// The plan's fingerprint comes from the Firewall: building
 				// the plan again only to print it cost a tenth of an apply.
 				fp := fw.PlanFingerprint()
+				if err := fw.RecordCLIApply(fp); err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
+				}
 				if mfp, gen, ok := fw.Mark(); ok {
 					f.store().SaveMark(firewall.Mark{Source: source, Fingerprint: mfp, Gen: gen})
 				}
@@ -173,6 +182,9 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 			pend, _, err := fw.SafeApply(ctx, f.store(), p, within)
 			if err != nil {
 				return err
+			}
+			if err := fw.RecordCLIApply(fw.PlanFingerprint()); err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
 			}
 			rb := []string{"firewall", "rollback", "--id", pend.ID, "--state-dir", f.stateDir}
 			if f.netns != "" {
@@ -189,6 +201,7 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 	}
 	cmd.Flags().DurationVar(&within, "confirm-within", 0, "roll back unless `mamori firewall confirm` runs within this time (e.g. 60s)")
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "validate and print the nftables ruleset instead of applying it")
+	cmd.Flags().BoolVar(&force, "force", false, "apply even though a running agent's firewall module manages this firewall")
 	return cmd
 }
 
