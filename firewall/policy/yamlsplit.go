@@ -89,12 +89,18 @@ scan:
 	errs := make([]error, pieces+1)
 	var wg sync.WaitGroup
 	for k := range pieces {
-		from := starts[k*len(starts)/pieces]
-		to := end
-		if k+1 < pieces {
-			to = starts[(k+1)*len(starts)/pieces]
+		lo, hi := k*len(starts)/pieces, (k+1)*len(starts)/pieces
+		from, to := starts[lo], end
+		if hi < len(starts) {
+			to = starts[hi]
 		}
-		wg.Go(func() { errs[k] = decodeStrict(b[offs[from]:offs[to]], &parts[k]) })
+		wg.Go(func() {
+			if rs, ok := decodeFlowItems(lines, starts[lo:hi], to); ok {
+				parts[k] = rs
+				return
+			}
+			errs[k] = decodeStrict(b[offs[from]:offs[to]], &parts[k])
+		})
 	}
 	var pol Policy
 	errs[pieces] = decodeStrict(head, &pol)
@@ -146,4 +152,27 @@ func indent(l []byte) int {
 		n++
 	}
 	return n
+}
+
+// decodeFlowItems decodes items that are each one flow-mapping line
+// (decodeFlowRule), followed at most by blank and comment lines; items
+// start at the given line indexes, the last one ends before line end.
+func decodeFlowItems(lines [][]byte, items []int, end int) ([]Rule, bool) {
+	rs := make([]Rule, len(items))
+	for j, at := range items {
+		next := end
+		if j+1 < len(items) {
+			next = items[j+1]
+		}
+		if !decodeFlowRule(lines[at], &rs[j]) {
+			return nil, false
+		}
+		for _, l := range lines[at+1 : next] {
+			rest := bytes.TrimRight(l[indent(l):], "\r\n")
+			if len(rest) > 0 && rest[0] != '#' {
+				return nil, false // the item goes on: leave it to yaml.v3
+			}
+		}
+	}
+	return rs, true
 }

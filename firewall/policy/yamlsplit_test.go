@@ -89,6 +89,8 @@ func FuzzSplitMatchesWhole(f *testing.F) {
 	f.Add("rules:\n- {action: allow, direction: in}\n- action: deny\n  direction: out\nstateful: false\n")
 	f.Add("rules:\n  - {action: allow,\n     direction: in}\n  - {action: deny, comment: \"x\n  - y\"}\n")
 	f.Add("rules: # c\n  - |\n    text\n  - {action: deny}\ndefaults: {in: deny}\n")
+	f.Add("rules:\n  - {name: \"d0\", action: deny, direction: in, protocol: \"tcp\", src: [\"11.0.0.0/24\"], dst_ports: [1024, '8000-8080'], log: true}  # x\n  - {src: [], state: [new], comment: 'a b', interface: lo, log_rate: 5/minute}\n")
+	f.Add("rules:\n  - {name: null, log: yes, src: [-1, @a, 1:2]}\n  - {name: ~}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		if len(src) > 4096 || strings.Count(src, "\n") > 200 {
 			return
@@ -105,4 +107,51 @@ func FuzzSplitMatchesWhole(f *testing.F) {
 			t.Fatalf("%q: split = %+v, whole = %+v", src, got, want)
 		}
 	})
+}
+
+// TestFlowRuleMatchesYAML compares the one-line flow decoder with yaml.v3
+// item by item, including the lines it must leave to yaml.v3.
+func TestFlowRuleMatchesYAML(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		fast bool
+	}{
+		{`- {name: "d0", action: "deny", direction: "in", protocol: "tcp", src: ["11.0.0.0/24"], dst_ports: [1024]}`, true},
+		{`- {name: web, action: allow, direction: in, protocol: tcp, dst_ports: [80, '8000-8080', "@web"], log: true, log_rate: 5/minute}   # web`, true},
+		{`-   { src: [], state: [new, established], interface: eth0, comment: 'x', log: false }`, true},
+		{`- {}`, true},
+		{`- {name: 007, comment: 1e3, protocol: .inf}`, true},
+		{`- {name: null}`, false},         // null: the empty string
+		{`- {name: ~}`, false},            // same
+		{`- {log: yes}`, false},           // a YAML 1.1 bool
+		{`- {src: [@admins]}`, false},     // @ cannot start a plain scalar
+		{`- {src: ["a\"b"]}`, false},      // escapes
+		{`- {comment: 'it''s'}`, false},   // quote escape
+		{`- {name: a, name: b}`, false},   // duplicate key
+		{`- {port: 22}`, false},           // unknown field
+		{`- {name: two words}`, false},    // plain with a space
+		{`- {src: [fd99:1::/64]}`, false}, // plain with ':'
+		{`- {name: a,}`, false},           // trailing comma
+		{`- {name: a}#c`, false},          // not a comment without a space
+		{`- {dst_ports: 22}`, false},      // not a sequence
+		{`- {src: [-1]}`, false},          // leading '-'
+		{`- {name: a b: c}`, false},       // nested mapping
+		{`- name: a`, false},              // block style
+		{`- {name: "é"}`, false},          // non-ASCII
+		{`- {name: a, action: [allow]}`, false},
+	} {
+		var got Rule
+		ok := decodeFlowRule([]byte(tc.line), &got)
+		if ok != tc.fast {
+			t.Errorf("%s: fast path = %v, want %v", tc.line, ok, tc.fast)
+			continue
+		}
+		var want []Rule
+		err := decodeStrict([]byte(tc.line+"\n"), &want)
+		if ok {
+			if err != nil || len(want) != 1 || !reflect.DeepEqual(got, want[0]) {
+				t.Errorf("%s: fast = %+v, yaml.v3 = %+v (%v)", tc.line, got, want, err)
+			}
+		}
+	}
 }
