@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -118,10 +117,10 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			// A short-lived process decoding a big policy spends a fifth of
-			// its CPU in the collector at the default setting; memory is
-			// not the constraint here.
-			debug.SetGCPercent(400)
+			// No GC tuning: with the policy decoded without yaml.Node trees,
+			// a bigger heap (GOGC=400 was set here) cost more in faulting
+			// in fresh memory than the collections it saved (~1.4 s vs
+			// ~1.2 s CPU for a 10,000-rule apply, interleaved runs).
 			sum := sha256.Sum256(src)
 			source := hex.EncodeToString(sum[:])
 			// Re-applying the file last applied, with nothing committed to
