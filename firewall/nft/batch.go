@@ -38,11 +38,20 @@ func newBatchBuilder() *batchBuilder {
 // with an ack requested for the last command only. The kernel handles a
 // batch inside sendmsg, so every answer is queued when it returns: errors
 // (always sent) or that one ack.
-func (k *Conn) sendBatch(b *batchBuilder) error {
+func (k *Conn) sendBatch(b *batchBuilder, more ...[]netlink.Message) error {
 	if err := b.Flush(); err != nil {
 		return fmt.Errorf("encoding batch: %w", err)
 	}
 	msgs := b.msgs
+	if n := len(msgs); n >= 2 && len(more) > 0 {
+		// More commands encoded elsewhere go before the batch end.
+		end := msgs[n-1]
+		msgs = msgs[: n-1 : n-1]
+		for _, m := range more {
+			msgs = append(msgs, m...)
+		}
+		msgs = append(msgs, end)
+	}
 	if len(msgs) < 3 {
 		return nil // begin and end only
 	}

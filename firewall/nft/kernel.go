@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -188,6 +190,9 @@ func (k *Conn) replace(st *State, p *Plan) error {
 			return err
 		}
 	}
+	// Chains first, then their rules: rules are appended to their chain by
+	// name, so only the order within a chain matters.
+	var jobs []ruleJob
 	for _, ch := range p.Chains {
 		hook, pol := nftables.ChainHookInput, nftables.ChainPolicyDrop
 		if ch.Out {
@@ -198,11 +203,52 @@ func (k *Conn) replace(st *State, p *Plan) error {
 		}
 		kc := c.AddChain(&nftables.Chain{Name: ch.Name, Table: k.table, Type: nftables.ChainTypeFilter, Hooknum: hook, Priority: nftables.ChainPriorityFilter, Policy: &pol})
 		for i := range ch.Rules {
-			r := &ch.Rules[i]
-			c.AddRule(&nftables.Rule{Table: k.table, Chain: kc, Exprs: ruleExprs(r, idx), UserData: userdata.AppendString(nil, userdata.TypeComment, p.Comment(r))})
+			jobs = append(jobs, ruleJob{kc, &ch.Rules[i]})
 		}
 	}
-	return k.sendBatch(c)
+	pieces, err := k.encodeRules(jobs, idx, p)
+	if err != nil {
+		return err
+	}
+	return k.sendBatch(c, pieces...)
+}
+
+type ruleJob struct {
+	chain *nftables.Chain
+	rule  *Rule
+}
+
+// encodeRules encodes the rules' netlink messages, in order. Encoding
+// through google/nftables costs ~25 µs a rule; a 10,000-rule policy is
+// split over the cores, each piece in its own recording builder, and the
+// pieces go into the one batch in order — the kernel still sees a single
+// transaction.
+func (k *Conn) encodeRules(jobs []ruleJob, idx *setIndex, p *Plan) ([][]netlink.Message, error) {
+	n := 1
+	if len(jobs) >= 1024 {
+		n = min(runtime.GOMAXPROCS(0), 8)
+	}
+	pieces := make([][]netlink.Message, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		part := jobs[i*len(jobs)/n : (i+1)*len(jobs)/n]
+		wg.Go(func() {
+			b := newBatchBuilder()
+			for _, j := range part {
+				b.AddRule(&nftables.Rule{Table: k.table, Chain: j.chain, Exprs: ruleExprs(j.rule, idx), UserData: userdata.AppendString(nil, userdata.TypeComment, p.Comment(j.rule))})
+			}
+			if err := b.Flush(); err != nil {
+				errs[i] = fmt.Errorf("encoding rules: %w", err)
+				return
+			}
+			if len(b.msgs) >= 2 {
+				pieces[i] = b.msgs[1 : len(b.msgs)-1] // without its batch begin and end
+			}
+		})
+	}
+	wg.Wait()
+	return pieces, errors.Join(errs...)
 }
 
 func (k *Conn) kernelSet(s *Set) *nftables.Set {
