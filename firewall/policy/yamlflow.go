@@ -46,7 +46,19 @@ func decodeFlowRule(line []byte, r *Rule) bool {
 	// The rest of the line: spaces, then nothing or a comment.
 	sp := s.spaces()
 	rest := bytes.TrimRight(s.b[s.i:], "\r\n")
-	return len(rest) == 0 || (sp && rest[0] == '#')
+	return len(rest) == 0 || (sp && rest[0] == '#' && printableASCII(rest))
+}
+
+// printableASCII reports whether b holds only printable ASCII: yaml.v3
+// refuses control characters even in comments, and what else a comment
+// may hold is its business.
+func printableASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 type flowScanner struct {

@@ -28,8 +28,8 @@ var splitMinRules = 256
 // fails, and the caller then decodes the whole document the ordinary way
 // (which also produces the error message with its line).
 func decodeYAMLSplit(b []byte) (p *Policy, ok bool) {
-	if bytes.ContainsAny(b, "&*!\t") {
-		return nil, false
+	if bytes.ContainsAny(b, "&*!\t") || bytes.Count(b, []byte("\r")) != bytes.Count(b, []byte("\r\n")) {
+		return nil, false // a lone CR is a line break to YAML, not to the cut
 	}
 	lines := bytes.SplitAfter(b, []byte("\n"))
 	rulesAt := -1
@@ -169,8 +169,8 @@ func decodeFlowItems(lines [][]byte, items []int, end int) ([]Rule, bool) {
 		}
 		for _, l := range lines[at+1 : next] {
 			rest := bytes.TrimRight(l[indent(l):], "\r\n")
-			if len(rest) > 0 && rest[0] != '#' {
-				return nil, false // the item goes on: leave it to yaml.v3
+			if len(rest) > 0 && (rest[0] != '#' || !printableASCII(rest)) {
+				return nil, false // the item goes on, or odd bytes: leave it to yaml.v3
 			}
 		}
 	}

@@ -91,6 +91,7 @@ func FuzzSplitMatchesWhole(f *testing.F) {
 	f.Add("rules: # c\n  - |\n    text\n  - {action: deny}\ndefaults: {in: deny}\n")
 	f.Add("rules:\n  - {name: \"d0\", action: deny, direction: in, protocol: \"tcp\", src: [\"11.0.0.0/24\"], dst_ports: [1024, '8000-8080'], log: true}  # x\n  - {src: [], state: [new], comment: 'a b', interface: lo, log_rate: 5/minute}\n")
 	f.Add("rules:\n  - {name: null, log: yes, src: [-1, @a, 1:2]}\n  - {name: ~}\n")
+	f.Add("rules:\r\n  - {name: a}\r- {name: b}\r\n  # c\x10\n  - {}\n")
 	f.Fuzz(func(t *testing.T, src string) {
 		if len(src) > 4096 || strings.Count(src, "\n") > 200 {
 			return
@@ -154,4 +155,28 @@ func TestFlowRuleMatchesYAML(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzFlowRuleMatchesYAML: whenever the one-line flow decoder accepts a
+// line, yaml.v3 decodes it as a rules item to exactly the same Rule.
+func FuzzFlowRuleMatchesYAML(f *testing.F) {
+	f.Add(`- {name: "d0", action: deny, direction: in, protocol: tcp, src: ["11.0.0.0/24"], dst_ports: [1024, '8000-8080'], log: true}  # c`)
+	f.Add(`- {src: [], state: [new], comment: 'a', interface: lo, log_rate: 5/minute, name: 1e3}`)
+	f.Add(`-  { name: .inf , log: false }`)
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\n\r") {
+			return
+		}
+		var got Rule
+		if !decodeFlowRule([]byte(line), &got) {
+			return
+		}
+		var want []Rule
+		if err := decodeStrict([]byte(line+"\n"), &want); err != nil {
+			t.Fatalf("%q: flow decoder accepted, yaml.v3 says %v", line, err)
+		}
+		if len(want) != 1 || !reflect.DeepEqual(got, want[0]) {
+			t.Fatalf("%q: flow = %+v, yaml.v3 = %+v", line, got, want)
+		}
+	})
 }
