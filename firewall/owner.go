@@ -96,11 +96,14 @@ func (f *Firewall) ClaimForAgent() error {
 	return f.writeOwner(Owner{Who: "agent", PID: os.Getpid(), Since: time.Now().UTC()})
 }
 
-// ReleaseAgent drops this process's claim (the module was disabled).
+// ReleaseAgent drops this process's claim (the module was disabled), and
+// the record of a forced CLI apply, which only the claimant needed.
 func (f *Firewall) ReleaseAgent() {
 	if o := f.readOwner("agent"); o != nil && o.PID == os.Getpid() {
-		if path, err := f.ownerPath("agent"); err == nil {
-			os.Remove(path)
+		for _, who := range []string{"agent", "cli"} {
+			if path, err := f.ownerPath(who); err == nil {
+				os.Remove(path)
+			}
 		}
 	}
 }

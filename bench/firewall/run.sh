@@ -22,10 +22,16 @@ for t in nft ip iperf3 ping python3; do command -v $t >/dev/null || { echo "benc
 DATA=/tmp/benchdata/firewall
 mkdir -p "$DATA"
 W=$(mktemp -d)
-NSS=()
-cleanup() { for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done; [ -n "${IPERF_PID:-}" ] && kill "$IPERF_PID" 2>/dev/null; rm -rf "$W"; }
+# Namespaces are found by their prefix at exit: newns runs in $(...), a
+# subshell, so a list it appended to would be lost (and was: the kept
+# namespaces leaked).
+cleanup() {
+	[ -n "${IPERF_PID:-}" ] && kill "$IPERF_PID" 2>/dev/null
+	for n in $(ip netns list | awk -v p="mfwb$$_" 'index($1, p) == 1 {print $1}'); do ip netns del "$n" 2>/dev/null || true; done
+	rm -rf "$W"
+}
 trap cleanup EXIT
-newns() { local n="mfwb$$_$1"; ip netns add "$n"; ip -n "$n" link set lo up; NSS+=("$n"); echo "$n"; }
+newns() { local n="mfwb$$_$1"; ip netns add "$n"; ip -n "$n" link set lo up; echo "$n"; }
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }

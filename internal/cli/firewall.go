@@ -150,7 +150,9 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 				return err
 			}
 			defer fw.Close()
+			forced := false // only then does the agent need to know who changed its table
 			if err := fw.CheckNotAgentOwned(); err != nil {
+				forced = true
 				if !force {
 					return &ExitError{Code: 2, Err: fmt.Errorf("%w; change the policy through the manager, or pass --force to apply anyway (the agent will report it as drift changed by the CLI and restore its policy)", err)}
 				}
@@ -165,8 +167,10 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 				// The plan's fingerprint comes from the Firewall: building
 				// the plan again only to print it cost a tenth of an apply.
 				fp := fw.PlanFingerprint()
-				if err := fw.RecordCLIApply(fp); err != nil {
-					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
+				if forced {
+					if err := fw.RecordCLIApply(fp); err != nil {
+						fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
+					}
 				}
 				if mfp, gen, ok := fw.Mark(); ok {
 					f.store().SaveMark(firewall.Mark{Source: source, Fingerprint: mfp, Gen: gen})
@@ -182,8 +186,10 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := fw.RecordCLIApply(fw.PlanFingerprint()); err != nil {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
+			if forced {
+				if err := fw.RecordCLIApply(fw.PlanFingerprint()); err != nil {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", err)
+				}
 			}
 			rb := []string{"firewall", "rollback", "--id", pend.ID, "--state-dir", f.stateDir}
 			if f.netns != "" {

@@ -40,6 +40,7 @@ func TestCLIRefusesAgentOwnedTable(t *testing.T) {
 	}
 	defer unix.Close(fd)
 
+	before, _ := filepath.Glob(filepath.Join(firewall.OwnerDir, "*"))
 	ctx := context.Background()
 	agent, err := firewall.Open(firewall.Options{NetNS: fd, Hostname: "h"})
 	if err != nil {
@@ -105,8 +106,12 @@ func TestCLIRefusesAgentOwnedTable(t *testing.T) {
 		t.Errorf("drift after nft flush = %+v, want changed_by=unknown", drift)
 	}
 
-	// Once the agent lets go, the CLI applies without --force.
+	// Once the agent lets go, the CLI applies without --force, and leaves
+	// no record behind.
 	agent.ReleaseAgent()
+	if after, _ := filepath.Glob(filepath.Join(firewall.OwnerDir, "*")); len(after) > len(before) {
+		t.Errorf("owner records left behind after release: %v (before the test: %v)", after, before)
+	}
 	if out, err := run("apply", other); err != nil {
 		t.Errorf("apply after the agent released the table: %v: %s", err, out)
 	}
