@@ -53,9 +53,11 @@ type Firewall struct {
 	lastDrop time.Time
 
 	blockq chan response.Block // Block requests, applied by blockWorker
-	blocks []event.Event       // carried-out requests, for the next Poll
-	done   chan struct{}
-	closed sync.Once
+	blocks []event.Event       // carried-out and failed requests, for the next Poll
+	// blockFailures counts block requests that did not happen.
+	blockFailures uint64
+	done          chan struct{}
+	closed        sync.Once
 }
 
 var _ response.Blocker = (*Firewall)(nil)
@@ -117,11 +119,12 @@ func (f *Firewall) blockWorker() {
 		}
 		if err := f.BlockMany(batch); err != nil {
 			f.opt.Logger.Warn("carrying out block requests", "count", len(batch), "err", err)
+			f.blockFailed(reqs, err)
 			continue
 		}
 		f.mu.Lock()
 		for _, b := range reqs {
-			if len(f.blocks) >= 1000 {
+			if len(f.blocks) >= maxBlockEvents {
 				break // a storm: the block sets hold them all, events stay bounded
 			}
 			ev := f.event(event.KindFirewallBlock, event.SeverityMedium, fmt.Sprintf("blocked %s for %s: %s", b.Addr, ttlText(b.TTL), b.Reason))
@@ -132,6 +135,45 @@ func (f *Firewall) blockWorker() {
 		}
 		f.mu.Unlock()
 	}
+}
+
+// maxBlockEvents bounds the block events (carried out or failed) kept
+// between two polls.
+const maxBlockEvents = 1000
+
+// blockFailed reports block requests the kernel did not carry out: an
+// active response that silently did not happen leaves the attacker in, so
+// each one is an event (high severity), and all are counted.
+func (f *Firewall) blockFailed(reqs []response.Block, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blockFailures += uint64(len(reqs))
+	for _, b := range reqs {
+		if len(f.blocks) >= maxBlockEvents {
+			return
+		}
+		f.blocks = append(f.blocks, f.blockFailedEvent(b, err))
+	}
+}
+
+func (f *Firewall) blockFailedEvent(b response.Block, err error) event.Event {
+	ev := f.event(event.KindFirewallBlock, event.SeverityHigh, fmt.Sprintf("blocking %s failed: %v (requested for: %s)", b.Addr, err, b.Reason))
+	ev.Action = ActionBlockFailed
+	ev.Src = &event.Endpoint{IP: b.Addr.Addr().String()}
+	ev.Fields = map[string]string{"prefix": b.Addr.String(), "ttl": ttlText(b.TTL), "requested_by": b.Module, "reason": b.Reason, "error": err.Error()}
+	return ev
+}
+
+// ActionBlockFailed is the Action of a firewall.block event whose block
+// did not happen.
+const ActionBlockFailed = "block failed"
+
+// BlockFailures counts the block requests that failed since Open (queue
+// full or refused by the kernel), for the module's metrics.
+func (f *Firewall) BlockFailures() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.blockFailures
 }
 
 // Compile validates p with this host's options.
@@ -171,7 +213,7 @@ func (f *Firewall) ApplyCompiled(_ context.Context, c *policy.Compiled) (bool, e
 		}
 	}
 	if c.Recon != nil {
-		f.det = &recon.Detector{Threshold: c.Recon.Ports, Cooldown: c.Recon.Window}
+		f.det = &recon.Detector{Threshold: c.Recon.Ports, Hosts: c.Recon.Hosts, Cooldown: c.Recon.Window}
 	} else {
 		f.det = nil
 	}
@@ -207,6 +249,17 @@ func (f *Firewall) InForce() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.plan != nil && f.k.Unchanged(f.plan.Fingerprint)
+}
+
+// PlanFingerprint returns the fingerprint of the plan this Firewall
+// applied, or "".
+func (f *Firewall) PlanFingerprint() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.plan == nil {
+		return ""
+	}
+	return f.plan.Fingerprint
 }
 
 // Compiled returns the policy applied by this Firewall, or nil.
@@ -263,7 +316,9 @@ func (f *Firewall) Block(_ context.Context, b response.Block) error {
 	case f.blockq <- b:
 		return nil
 	default:
-		return fmt.Errorf("blocking %s: request queue full", b.Addr)
+		err := fmt.Errorf("blocking %s: request queue full", b.Addr)
+		f.blockFailed([]response.Block{b}, errors.New("request queue full"))
+		return err
 	}
 }
 
@@ -343,14 +398,22 @@ func (f *Firewall) Poll(ctx context.Context, now time.Time) []event.Event {
 		diff = st.Diff(f.plan)
 	}
 	if len(diff) > 0 {
-		ev := f.event(event.KindFirewallDrift, event.SeverityHigh, "firewall ruleset was altered outside mamori and has been restored")
+		by := "outside mamori"
+		ev := f.event(event.KindFirewallDrift, event.SeverityHigh, "")
+		ev.Fields = map[string]string{"changed_by": "unknown"}
+		if cli := f.lastCLIApply(); cli != nil && cli.Fingerprint != "" && kernelFingerprint(st) == cli.Fingerprint {
+			// `mamori firewall apply --force` replaced the agent's policy.
+			by = fmt.Sprintf("by the CLI (`mamori firewall apply`, pid %d at %s)", cli.PID, cli.Since.Format(time.RFC3339))
+			ev.Fields = map[string]string{"changed_by": "cli", "cli_pid": strconv.Itoa(cli.PID), "cli_policy": cli.Fingerprint}
+		}
+		ev.Message = "firewall ruleset was changed " + by + " and has been restored"
 		ev.Action = "restored"
 		for _, d := range diff {
 			ev.Changes = append(ev.Changes, event.Change{Attr: "table inet " + nft.TableName, Old: d})
 		}
 		if _, err := f.k.Apply(f.plan); err != nil {
 			ev.Action = "alerted"
-			ev.Message = "firewall ruleset was altered outside mamori; restoring it failed: " + err.Error()
+			ev.Message = "firewall ruleset was changed " + by + "; restoring it failed: " + err.Error()
 		}
 		out = append(out, ev)
 		st = nil
@@ -375,30 +438,54 @@ func (f *Firewall) reconEvents(ctx context.Context, now time.Time) []event.Event
 	}
 	in := make([]recon.Probe, len(probes))
 	for i, p := range probes {
-		in[i] = recon.Probe{Src: p.Src, Proto: string(p.Proto), Port: p.Port}
+		in[i] = recon.Probe{Src: p.Src, Dst: p.Dst, Proto: string(p.Proto), Flags: p.Flags, Port: p.Port}
 	}
 	var out []event.Event
+	blocked := map[netip.Addr]bool{} // a source found scanning and sweeping is blocked once
 	for _, fd := range f.det.Observe(now, in) {
-		ev := f.event(event.KindFirewallScan, event.SeverityMedium, fmt.Sprintf("%s from %s: %d ports", fd.Kind, fd.Src, fd.Count))
-		ev.Src = &event.Endpoint{IP: fd.Src.String()}
-		ev.Count = fd.Count
-		ports := make([]string, len(fd.Ports))
-		for i, p := range fd.Ports {
-			ports[i] = strconv.Itoa(int(p))
-		}
-		ev.Fields = map[string]string{"scan_kind": fd.Kind, "ports": strings.Join(ports, ",")}
-		ev.Action = "alerted"
-		if ttl := f.compiled.Recon.Block; ttl > 0 {
+		ev := f.reconEvent(fd)
+		if ttl := f.compiled.Recon.Block; ttl > 0 && !blocked[fd.Src] {
+			blocked[fd.Src] = true
 			if err := f.k.Block([]nft.BlockEntry{{Prefix: netip.PrefixFrom(fd.Src, fd.Src.BitLen()), TTL: ttl}}); err != nil {
+				f.blockFailures++
+				ev.Action = ActionBlockFailed
+				ev.Severity = event.SeverityHigh
 				ev.Fields["block_error"] = err.Error()
 			} else {
 				ev.Action = "blocked"
 				ev.Fields["blocked_for"] = ttl.String()
 			}
+		} else if ttl > 0 {
+			ev.Action = "blocked"
+			ev.Fields["blocked_for"] = ttl.String()
 		}
 		out = append(out, ev)
 	}
 	return out
+}
+
+// reconEvent describes a finding: who, what kind and types, which ports
+// and which of this host's addresses.
+func (f *Firewall) reconEvent(fd recon.Finding) event.Event {
+	ports := make([]string, len(fd.Ports))
+	for i, p := range fd.Ports {
+		ports[i] = strconv.Itoa(int(p))
+	}
+	addrs := make([]string, len(fd.Addrs))
+	for i, a := range fd.Addrs {
+		addrs[i] = a.String()
+	}
+	types := strings.Join(fd.Types, ",")
+	msg := fmt.Sprintf("%s (%s) from %s: %d ports", fd.Label, types, fd.Src, fd.Count)
+	if fd.Kind == recon.KindSweep {
+		msg = fmt.Sprintf("%s (%s) from %s: %d addresses of this host", fd.Label, types, fd.Src, fd.Count)
+	}
+	ev := f.event(event.KindFirewallScan, event.SeverityMedium, msg)
+	ev.Src = &event.Endpoint{IP: fd.Src.String()}
+	ev.Count = fd.Count
+	ev.Action = "alerted"
+	ev.Fields = map[string]string{"scan": fd.Kind, "scan_kind": fd.Label, "scan_types": types, "ports": strings.Join(ports, ","), "addresses": strings.Join(addrs, ",")}
+	return ev
 }
 
 // dropEvents aggregates the packets dropped per rule since the last report
@@ -445,6 +532,20 @@ func (f *Firewall) dropEvents(st *nft.State) []event.Event {
 		}
 	}
 	return out
+}
+
+// kernelFingerprint is the plan fingerprint the kernel's rule comments
+// carry ("mamori:<fp> <tag>"), or "".
+func kernelFingerprint(st *nft.State) string {
+	for _, ch := range st.Chains {
+		for _, c := range ch.Comments {
+			if rest, ok := strings.CutPrefix(c, "mamori:"); ok {
+				fp, _, _ := strings.Cut(rest, " ")
+				return fp
+			}
+		}
+	}
+	return ""
 }
 
 func ttlText(d time.Duration) string {

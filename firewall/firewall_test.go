@@ -464,7 +464,7 @@ func TestNmapScanReported(t *testing.T) {
 			t.Errorf("no port-scan event from %s; events: %+v", src, found)
 			continue
 		}
-		if ev.Count < 20 || ev.Fields["scan_kind"] != "tcp port scan" || ev.Action != "blocked" {
+		if ev.Count < 20 || ev.Fields["scan_kind"] != "tcp port scan" || ev.Fields["scan_types"] != "tcp-syn/connect" || ev.Action != "blocked" {
 			t.Errorf("scan event from %s = %+v", src, ev)
 		}
 	}
@@ -486,7 +486,7 @@ func TestNmapScanReported(t *testing.T) {
 			udp = &ev
 		}
 	}
-	if udp == nil || !strings.Contains(udp.Fields["scan_kind"], "udp") || udp.Count < 60 { // its earlier TCP connections count too
+	if udp == nil || !strings.Contains(udp.Fields["scan_kind"], "udp") || !strings.Contains(udp.Fields["scan_types"], "udp") || udp.Count < 60 { // its earlier TCP connections count too
 		t.Errorf("UDP scan from %s: event %+v, want a udp port scan", cli4, udp)
 	}
 }
@@ -513,7 +513,136 @@ func TestStealthScanReported(t *testing.T) {
 			found = &ev
 		}
 	}
-	if found == nil || found.Count < 20 || found.Action != "alerted" {
-		t.Errorf("null scan from %s: event %+v, want a scan alert", scan4, found)
+	if found == nil || found.Count < 20 || found.Action != "alerted" || found.Fields["scan_types"] != "tcp-null" {
+		t.Errorf("null scan from %s: event %+v, want a scan alert of type tcp-null", scan4, found)
+	}
+
+	// A FIN scan and an Xmas scan from the client namespace, over IPv6
+	// and IPv4: one port-scan finding naming both types.
+	for _, args := range [][]string{
+		{"-6", "-n", "-Pn", "-sF", "-p", "1-40", "-T5", "--max-retries", "0", hostC6},
+		{"-n", "-Pn", "-sX", "-p", "1-40", "-T5", "--max-retries", "0", hostC4},
+	} {
+		if out, err := l.client.Run(cctx, "nmap", args...); err != nil {
+			t.Fatalf("nmap %v: %v\n%s", args, err, out)
+		}
+	}
+	got := map[string]string{}
+	for _, ev := range l.fw.Poll(ctx, time.Now()) {
+		if ev.Kind == event.KindFirewallScan && ev.Fields["scan"] == "port scan" {
+			got[ev.Src.IP] = ev.Fields["scan_types"]
+		}
+	}
+	if got[cli6] != "tcp-fin" || got[cli4] != "tcp-xmas" {
+		t.Errorf("FIN scan from %s and Xmas scan from %s: scan types %v, want tcp-fin and tcp-xmas", cli6, cli4, got)
+	}
+}
+
+// TestSweepReported: one source probing several addresses of this host —
+// pings (nmap -sn -PE) and SYNs to one port (nmap -sn -PS22) — is a host
+// sweep, reported with the source, the type and the addresses probed.
+func TestSweepReported(t *testing.T) {
+	l := newLab(t, "nft", "nmap")
+	ctx := context.Background()
+	p := loadPolicy(t, "testdata/e2e.yaml")
+	p.Recon = &policy.Recon{Ports: 20, Hosts: 4, Window: "30s", Block: "5s"}
+	if _, _, err := l.fw.Apply(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	// More addresses on the host's side of each link (see nstest.Link for
+	// the device names).
+	devS := "v" + l.host.Name[3:9] + l.scanner.Name[3:9]
+	devC := "v" + l.host.Name[3:9] + l.client.Name[3:9]
+	var sweepS, sweepC []string
+	for i := 11; i <= 15; i++ {
+		sweepS = append(sweepS, fmt.Sprintf("10.99.2.%d", i))
+		sweepC = append(sweepC, fmt.Sprintf("10.99.1.%d", i))
+		l.host.MustRun("ip", "addr", "add", sweepS[len(sweepS)-1]+"/24", "dev", devS)
+		l.host.MustRun("ip", "addr", "add", sweepC[len(sweepC)-1]+"/24", "dev", devC)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	// Without --disable-arp-ping nmap finds neighbours by ARP, which no
+	// IP firewall sees.
+	runs := []struct {
+		ns   *nstest.NS
+		args []string
+	}{
+		{l.scanner, append([]string{"-n", "-sn", "-PE", "--disable-arp-ping", "-T5", "--max-retries", "0", hostS4}, sweepS...)},
+		{l.client, append([]string{"-n", "-sn", "-PS22", "--disable-arp-ping", "-T5", "--max-retries", "0", hostC4}, sweepC...)},
+	}
+	for _, r := range runs {
+		if out, err := r.ns.Run(cctx, "nmap", r.args...); err != nil {
+			t.Fatalf("nmap %v: %v\n%s", r.args, err, out)
+		}
+	}
+	found := map[string]event.Event{}
+	for _, ev := range l.fw.Poll(ctx, time.Now()) {
+		if ev.Kind == event.KindFirewallScan && ev.Fields["scan"] == "host sweep" {
+			found[ev.Src.IP] = ev
+		}
+	}
+	for _, want := range []struct {
+		src, kind, types, ports string
+		addrs                   []string
+	}{
+		{scan4, "icmp host sweep", "icmp-echo", "", append([]string{hostS4}, sweepS...)},
+		{cli4, "tcp host sweep", "tcp-syn/connect", "22", append([]string{hostC4}, sweepC...)},
+	} {
+		ev, ok := found[want.src]
+		if !ok {
+			t.Errorf("no host-sweep event from %s; sweep events: %+v", want.src, found)
+			continue
+		}
+		if ev.Fields["scan_kind"] != want.kind || ev.Fields["scan_types"] != want.types || ev.Fields["ports"] != want.ports || ev.Count != len(want.addrs) {
+			t.Errorf("sweep from %s = %+v, want %s (%s) of %d addresses", want.src, ev, want.kind, want.types, len(want.addrs))
+		}
+		for _, a := range want.addrs {
+			if !strings.Contains(","+ev.Fields["addresses"]+",", ","+a+",") {
+				t.Errorf("sweep from %s: addresses %q lack %s", want.src, ev.Fields["addresses"], a)
+			}
+		}
+		if ev.Action != "blocked" {
+			t.Errorf("sweep from %s: action %q, want blocked", want.src, ev.Action)
+		}
+	}
+}
+
+// TestFailedBlockReported: a block request the kernel refuses is an event
+// (high severity, with the address and the error) and is counted; it is
+// not only logged.
+func TestFailedBlockReported(t *testing.T) {
+	nstest.RequireRoot(t, "nft")
+	ns := nstest.New(t)
+	// Someone else's table of our name, without block sets: blocking must
+	// fail rather than touch it.
+	ns.MustRun("nft", "add", "table", "inet", nft.TableName)
+	fw, err := Open(Options{NetNS: ns.FD, Hostname: "lab-host"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	ctx := context.Background()
+	addr := netip.MustParsePrefix("198.51.100.9/32")
+	if err := fw.Block(ctx, response.Block{Addr: addr, TTL: time.Minute, Reason: "ssh brute force", Module: "loginspect"}); err != nil {
+		t.Fatalf("Block queues and returns at once, got %v", err)
+	}
+	var failed *event.Event
+	for deadline := time.Now().Add(5 * time.Second); failed == nil && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		for _, ev := range fw.Poll(ctx, time.Now()) {
+			if ev.Kind == event.KindFirewallBlock {
+				failed = &ev
+			}
+		}
+	}
+	if failed == nil {
+		t.Fatal("no event for the failed block request")
+	}
+	if failed.Action != ActionBlockFailed || failed.Severity != event.SeverityHigh || failed.Src.IP != "198.51.100.9" ||
+		failed.Fields["reason"] != "ssh brute force" || failed.Fields["requested_by"] != "loginspect" || !strings.Contains(failed.Fields["error"], "no block sets") {
+		t.Errorf("failed block event = %+v", failed)
+	}
+	if n := fw.BlockFailures(); n != 1 {
+		t.Errorf("BlockFailures = %d, want 1", n)
 	}
 }

@@ -95,6 +95,7 @@ func (m *firewallModule) Configure(ctx context.Context, spec agent.ModuleSpec) e
 			if err := m.fw.RemovePolicy(); err != nil {
 				return fmt.Errorf("removing firewall policy: %w", err)
 			}
+			m.fw.ReleaseAgent() // the CLI may manage the firewall now
 		}
 		return nil
 	}
@@ -149,6 +150,11 @@ func (m *firewallModule) Configure(ctx context.Context, spec agent.ModuleSpec) e
 	if _, err := m.fw.ApplyCompiled(ctx, c); err != nil {
 		m.st.LastError = err.Error()
 		return err
+	}
+	// The claim makes `mamori firewall apply` refuse to fight this
+	// module over the table (unless --force).
+	if err := m.fw.ClaimForAgent(); err != nil {
+		m.env.Logger.Warn("firewall: claiming the table for the agent", "err", err)
 	}
 	if err := m.syncBlockList(ctx, list); err != nil {
 		m.st.LastError = err.Error()
@@ -244,11 +250,16 @@ func (m *firewallModule) Status() agent.ModuleStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st := m.st
-	if st.Counters != nil {
-		st.Counters = make(map[string]int64, len(m.st.Counters))
+	if st.Counters != nil || m.fw != nil {
+		st.Counters = make(map[string]int64, len(m.st.Counters)+1)
 		for k, v := range m.st.Counters {
 			st.Counters[k] = v
 		}
+	}
+	if m.fw != nil {
+		// Every failed block request, also those past the event bound
+		// of a storm: the metric an operator alerts on.
+		st.Counters["block_failures"] = int64(m.fw.BlockFailures())
 	}
 	return st
 }

@@ -142,6 +142,9 @@ wait:
 	if st := m.Status(); st.State != agent.StateRunning || st.RuleCount != 3 {
 		t.Errorf("Status = %+v", st)
 	}
+	if c, ok := m.Status().Counters["block_failures"]; !ok || c != 0 {
+		t.Errorf("Status counters = %v, want block_failures 0", m.Status().Counters)
+	}
 	// Deleting the table dropped the block sets; the module re-adds the
 	// manager's list after the restore.
 	list, err = m.fw.Blocked()

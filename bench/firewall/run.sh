@@ -22,15 +22,23 @@ for t in nft ip iperf3 ping python3; do command -v $t >/dev/null || { echo "benc
 DATA=/tmp/benchdata/firewall
 mkdir -p "$DATA"
 W=$(mktemp -d)
-NSS=()
-cleanup() { for n in "${NSS[@]}"; do ip netns del "$n" 2>/dev/null || true; done; [ -n "${IPERF_PID:-}" ] && kill "$IPERF_PID" 2>/dev/null; rm -rf "$W"; }
+# Namespaces are found by their prefix at exit: newns runs in $(...), a
+# subshell, so a list it appended to would be lost (and was: the kept
+# namespaces leaked).
+cleanup() {
+	[ -n "${IPERF_PID:-}" ] && kill "$IPERF_PID" 2>/dev/null
+	for n in $(ip netns list | awk -v p="mfwb$$_" 'index($1, p) == 1 {print $1}'); do ip netns del "$n" 2>/dev/null || true; done
+	rm -rf "$W"
+}
 trap cleanup EXIT
-newns() { local n="mfwb$$_$1"; ip netns add "$n"; ip -n "$n" link set lo up; NSS+=("$n"); echo "$n"; }
+newns() { local n="mfwb$$_$1"; ip netns add "$n"; ip -n "$n" link set lo up; echo "$n"; }
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 norm() { sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/; s/expires [0-9hms]+//'; }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load average: $LOAD0 (figures are only comparable on an idle machine)"
 echo "== building mamori"
 go build -o "$W/mamori" ./cmd/mamori
 M="$W/mamori"
@@ -39,14 +47,19 @@ M="$W/mamori"
 echo "inputs: $(grep -c 'action:' "$DATA/policy-10k.yaml") policy rules -> $(grep -c comment "$DATA/policy-10k.nft") kernel rules; $(wc -l < "$DATA/block-100k.txt") block addresses"
 
 echo "== 1. apply the 10,000-rule policy (median of $RUNS, fresh namespace each)"
+# Wall time is the goal; CPU time (user+sys, children included) is printed
+# too, being far less sensitive to other load on a shared machine.
+TIME=(); [ -x /usr/bin/time ] && TIME=(/usr/bin/time -f "%U %S" -a -o)
+cpu() { local f=$1; shift; if [ ${#TIME[@]} -gt 0 ]; then "${TIME[@]}" "$f" "$@"; else "$@"; fi; }
+cpums() { [ -s "$1" ] && awk '{print int(($1+$2)*1000)}' "$1" | median || echo "?"; }
 ta=(); tn=(); tj=()
 for i in $(seq "$RUNS"); do
 	a=$(newns a$i); b=$(newns b$i); j=$(newns j$i)
-	t0=$(now); "$M" firewall --netns "$a" --state-dir "$W/s$i" apply "$DATA/policy-10k.yaml" >/dev/null; t1=$(now)
+	t0=$(now); cpu "$W/cpu-a" "$M" firewall --netns "$a" --state-dir "$W/s$i" apply "$DATA/policy-10k.yaml" >/dev/null; t1=$(now)
 	ta+=("$(ms "$t0" "$t1")")
 	t0=$(now); "$M" firewall --netns "$j" --state-dir "$W/j$i" apply "$DATA/policy-10k.json" >/dev/null; t1=$(now)
 	tj+=("$(ms "$t0" "$t1")"); ip netns del "$j"
-	t0=$(now); ip netns exec "$b" nft -f "$DATA/policy-10k.nft"; t1=$(now)
+	t0=$(now); cpu "$W/cpu-n" ip netns exec "$b" nft -f "$DATA/policy-10k.nft"; t1=$(now)
 	tn+=("$(ms "$t0" "$t1")")
 	if [ "$i" = 1 ]; then
 		ip netns exec "$a" nft list table inet mamori | norm > "$W/la"
@@ -62,6 +75,8 @@ RATIO=$(awk -v a="$A" -v n="$N" 'BEGIN{printf "%.2f", a/n}')
 J=$(printf '%s\n' "${tj[@]}" | median)
 echo "mamori apply: ${A} ms   nft -f: ${N} ms   ratio: ${RATIO}x   (runs: mamori ${ta[*]} / nft ${tn[*]})"
 echo "mamori apply of the same policy as JSON (the manager's form): ${J} ms, ratio $(awk -v a="$J" -v n="$N" 'BEGIN{printf "%.2f", a/n}')x (runs: ${tj[*]})"
+CA=$(cpums "$W/cpu-a"); CN=$(cpums "$W/cpu-n")
+echo "cpu (user+sys) median: mamori ${CA} ms, nft -f ${CN} ms, ratio $(awk -v a="$CA" -v n="$CN" 'BEGIN{ if (n > 0) printf "%.2f", a/n; else print "?"}')x   (load average at start: $LOAD0)"
 echo "correctness: nft list of both namespaces identical: $same"
 
 echo "== 2. re-apply of the unchanged policy"

@@ -295,3 +295,51 @@ func TestBlockManyAndRangePrefixes(t *testing.T) {
 		t.Errorf("rangePrefixes = %v", r)
 	}
 }
+
+// TestNetlinkMatchesTextBig covers the parallel rule encoding (big
+// policies only): the pieces must land in one batch, in order.
+func TestNetlinkMatchesTextBig(t *testing.T) {
+	nstest.RequireRoot(t, "nft")
+	var src strings.Builder
+	src.WriteString("defaults: {in: deny, out: allow}\nip_lists: {admins: [10.0.0.0/8, \"2001:db8::/32\"]}\nrules:\n")
+	for i := range 3000 {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&src, "  - {name: r%d, action: deny, direction: in, protocol: tcp, src: [11.%d.%d.0/24], dst_ports: [%d]}\n", i, i/256, i%256, 1024+i)
+		case 1:
+			fmt.Fprintf(&src, "  - {name: r%d, action: allow, direction: in, protocol: udp, src: [\"2001:db8:%x::/48\"], dst_ports: [\"%d-%d\"]}\n", i, i, 2000+i, 2001+i)
+		case 2:
+			fmt.Fprintf(&src, "  - {name: r%d, action: log-only, direction: out, protocol: tcp, dst: [\"@admins\"], dst_ports: [%d], log: true}\n", i, 1024+i)
+		default:
+			fmt.Fprintf(&src, "  - {name: r%d, action: allow, direction: in, protocol: icmp, src: [12.%d.%d.1]}\n", i, i/256, i%256)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "big.yaml")
+	os.WriteFile(file, []byte(src.String()), 0o644)
+	p := plan(t, file)
+	a, b := nstest.New(t), nstest.New(t)
+	k, err := Open(a.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if _, err := k.Apply(p); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	nftFile := filepath.Join(t.TempDir(), "ruleset.nft")
+	os.WriteFile(nftFile, []byte(p.Text()), 0o644)
+	b.MustRun("nft", "-f", nftFile)
+	got, want := listTable(t, a), listTable(t, b)
+	if got != want {
+		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
+		for i := range min(len(gl), len(wl)) {
+			if gl[i] != wl[i] {
+				t.Fatalf("netlink and nft -f listings differ first at line %d:\n%s\n%s", i+1, gl[i], wl[i])
+			}
+		}
+		t.Fatalf("listings differ in length: %d vs %d lines", len(gl), len(wl))
+	}
+	if n := strings.Count(got, "comment \"mamori:"); n < 3000 {
+		t.Errorf("%d rules listed, want at least 3000", n)
+	}
+}

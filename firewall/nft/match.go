@@ -225,3 +225,26 @@ func (m ICMPv6Type) Exprs(*setIndex) []expr.Any {
 		&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{m.Lo}, ToData: []byte{m.Hi}},
 	}
 }
+
+// ICMPEcho matches ICMP or ICMPv6 echo requests (pings).
+type ICMPEcho struct{ V6 bool }
+
+func (m ICMPEcho) Text() string {
+	if m.V6 {
+		return "icmpv6 type echo-request"
+	}
+	return "icmp type echo-request"
+}
+
+func (m ICMPEcho) Exprs(*setIndex) []expr.Any {
+	proto, typ := byte(unix.IPPROTO_ICMP), byte(8)
+	if m.V6 {
+		proto, typ = unix.IPPROTO_ICMPV6, 128
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{typ}},
+	}
+}

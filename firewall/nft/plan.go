@@ -37,8 +37,22 @@ const (
 	KeyIPv4 KeyKind = iota
 	KeyIPv6
 	KeyPort
-	KeyRecon4 // ipv4_addr . inet_proto . inet_service
+	// KeyRecon4 is ipv4_addr . ipv4_addr . inet_proto . tcp_flag .
+	// inet_service: source, destination, protocol, TCP flags (0 for
+	// others), port (0 for ICMP). The destination shows sweeps across this
+	// host's addresses, the flags the kind of TCP scan.
+	KeyRecon4
 	KeyRecon6
+)
+
+// ReconKind says which probe key a recon rule records.
+type ReconKind int
+
+const (
+	ReconNone ReconKind = iota
+	ReconTCP            // with the packet's TCP flags
+	ReconUDP
+	ReconICMP // echo requests: ping sweeps
 )
 
 // Set is a named set in the table.
@@ -67,7 +81,7 @@ func (s *Set) Persistent() bool {
 // Rule is one kernel rule.
 type Rule struct {
 	Matches []Match
-	Recon   bool // add (saddr, l4proto, dport) of the packet to the recon set
+	Recon   ReconKind // add (saddr, daddr, l4proto, flags, dport) of the packet to the recon set
 	Counter bool
 	Log     *LogSpec
 	Verdict string // "accept", "drop" or "" (continue)
@@ -179,11 +193,12 @@ func (b *builder) chain(dir policy.Direction) {
 	}
 	if b.c.Recon != nil && !out {
 		for _, v6 := range []bool{false, true} {
-			for _, proto := range []policy.Protocol{policy.ProtoTCP, policy.ProtoUDP} {
-				// Invalid packets count too: stealth scans (null, FIN, Xmas) are
-				// invalid to conntrack, not new.
-				ch.Rules = append(ch.Rules, Rule{Matches: []Match{ExplicitNfProto{V6: v6}, CtState{State: policy.CtNew | policy.CtInvalid}, L4Proto{Proto: proto}}, Recon: true, Tag: "recon"})
-			}
+			// Invalid TCP packets count too: stealth scans (null, FIN, Xmas)
+			// are invalid to conntrack, not new.
+			ch.Rules = append(ch.Rules,
+				Rule{Matches: []Match{ExplicitNfProto{V6: v6}, CtState{State: policy.CtNew | policy.CtInvalid}, L4Proto{Proto: policy.ProtoTCP}}, Recon: ReconTCP, Tag: "recon"},
+				Rule{Matches: []Match{ExplicitNfProto{V6: v6}, CtState{State: policy.CtNew}, L4Proto{Proto: policy.ProtoUDP}}, Recon: ReconUDP, Tag: "recon"},
+				Rule{Matches: []Match{ExplicitNfProto{V6: v6}, CtState{State: policy.CtNew}, ICMPEcho{V6: v6}}, Recon: ReconICMP, Tag: "recon"})
 		}
 	}
 	for ; i < len(rules); i++ {

@@ -8,12 +8,14 @@ import (
 	"github.com/mamori-sec/mamori/firewall/policy"
 )
 
-// Probe is one (source, protocol, port) the kernel saw a new inbound
-// connection for within the recon window.
+// Probe is one (source, destination, protocol, TCP flags, port) the kernel
+// saw a new inbound connection attempt, invalid TCP packet or ping for
+// within the recon window.
 type Probe struct {
-	Src   netip.Addr
-	Proto policy.Protocol
-	Port  uint16
+	Src, Dst netip.Addr
+	Proto    policy.Protocol
+	Flags    uint8  // TCP flags; 0 for other protocols
+	Port     uint16 // 0 for ICMP
 }
 
 // Probes reads the recon sets. It returns nothing when the policy has no
@@ -34,13 +36,22 @@ func (k *Conn) Probes() ([]Probe, error) {
 			return nil, fmt.Errorf("listing %s: %w", name, err)
 		}
 		for _, e := range els {
-			// Concatenated keys pad each field to 4 bytes.
-			if len(e.Key) < alen+8 {
-				continue
+			if p, ok := parseProbe(e.Key, alen); ok {
+				out = append(out, p)
 			}
-			a, _ := netip.AddrFromSlice(e.Key[:alen])
-			out = append(out, Probe{Src: a, Proto: ProtoName(e.Key[alen]), Port: binary.BigEndian.Uint16(e.Key[alen+4:])})
 		}
 	}
 	return out, nil
+}
+
+// parseProbe decodes a recon set key: each field of a concatenation is
+// padded to 4 bytes.
+func parseProbe(key []byte, alen int) (Probe, bool) {
+	if len(key) < 2*alen+12 {
+		return Probe{}, false
+	}
+	src, _ := netip.AddrFromSlice(key[:alen])
+	dst, _ := netip.AddrFromSlice(key[alen : 2*alen])
+	o := 2 * alen
+	return Probe{Src: src, Dst: dst, Proto: ProtoName(key[o]), Flags: key[o+4], Port: binary.BigEndian.Uint16(key[o+8:])}, true
 }

@@ -36,7 +36,7 @@ func (p *Plan) Text() string {
 
 func writeSet(b *strings.Builder, s *Set) {
 	typ := map[KeyKind]string{KeyIPv4: "ipv4_addr", KeyIPv6: "ipv6_addr", KeyPort: "inet_service",
-		KeyRecon4: "ipv4_addr . inet_proto . inet_service", KeyRecon6: "ipv6_addr . inet_proto . inet_service"}[s.Key]
+		KeyRecon4: "ipv4_addr . ipv4_addr . inet_proto . tcp_flag . inet_service", KeyRecon6: "ipv6_addr . ipv6_addr . inet_proto . tcp_flag . inet_service"}[s.Key]
 	fmt.Fprintf(b, "\tset %s {\n\t\ttype %s\n", s.Name, typ)
 	if s.Size > 0 {
 		fmt.Fprintf(b, "\t\tsize %d\n", s.Size)
@@ -115,7 +115,7 @@ func (p *Plan) RuleText(r *Rule) string {
 			parts = append(parts, t)
 		}
 	}
-	if r.Recon {
+	if r.Recon != ReconNone {
 		fam := "ip"
 		for _, m := range r.Matches {
 			if n, ok := m.(ExplicitNfProto); ok && n.V6 {
@@ -126,7 +126,14 @@ func (p *Plan) RuleText(r *Rule) string {
 		if fam == "ip6" {
 			set = SetRecon6
 		}
-		parts = append(parts, fmt.Sprintf("add @%s { %s saddr . meta l4proto . th dport }", set, fam))
+		flags, port := "0x0", "th dport"
+		switch r.Recon {
+		case ReconTCP:
+			flags = "tcp flags"
+		case ReconICMP:
+			port = "0"
+		}
+		parts = append(parts, fmt.Sprintf("add @%s { %s saddr . %s daddr . meta l4proto . %s . %s }", set, fam, fam, flags, port))
 	}
 	if r.Log != nil {
 		parts = append(parts, fmt.Sprintf("limit rate %d/%s burst 5 packets log prefix %q", r.Log.Rate.N, r.Log.Rate.Unit, r.Log.Prefix))

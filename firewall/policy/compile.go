@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,6 +35,7 @@ type Compiled struct {
 // ReconConfig is Recon with defaults filled in and durations parsed.
 type ReconConfig struct {
 	Ports  int           `json:"ports"`
+	Hosts  int           `json:"hosts"`
 	Window time.Duration `json:"window"`
 	Block  time.Duration `json:"block,omitempty"`
 }
@@ -238,12 +240,14 @@ func compile(p *Policy, opt Options) (*Compiled, []Warning, error) {
 		c.PortLists[name] = sortRanges(rs)
 	}
 
+	// Sized up front: growing a 10,000-rule slice copied it a dozen times.
+	c.Rules = make([]CRule, 0, len(p.Rules)+2*len(opt.Management))
 	if !p.ManagementOverride {
 		for _, ap := range opt.Management {
 			c.Rules = append(c.Rules, managementRules(ap)...)
 		}
 	}
-	names := map[string]int{}
+	names := make(map[string]int, len(p.Rules))
 	for i := range p.Rules {
 		line := 0
 		if i < len(p.ruleLines) {
@@ -266,13 +270,25 @@ func compile(p *Policy, opt Options) (*Compiled, []Warning, error) {
 	if len(errs) > 0 {
 		return nil, nil, errors.Join(errs...)
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fingerprinting policy: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	c.Fingerprint = hex.EncodeToString(sum[:])
+	// Fingerprinting (a JSON rendering of the whole policy) and lint only
+	// read c: on a 10,000-rule policy they take long enough to be worth
+	// running side by side.
+	var fpErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		b, err := json.Marshal(c)
+		if err != nil {
+			fpErr = fmt.Errorf("fingerprinting policy: %w", err)
+			return
+		}
+		sum := sha256.Sum256(b)
+		c.Fingerprint = hex.EncodeToString(sum[:])
+	})
 	warns := c.lint(p)
+	wg.Wait()
+	if fpErr != nil {
+		return nil, nil, fpErr
+	}
 	if p.ManagementOverride && len(opt.Management) > 0 {
 		warns = append(warns, Warning{Message: "management_override: the management channel to the manager is not kept open; a wrong policy can cut this agent off"})
 	}
@@ -298,6 +314,13 @@ func compileRecon(r *Recon) (*ReconConfig, error) {
 	}
 	if rc.Ports < 2 || rc.Ports > 65535 {
 		return nil, fmt.Errorf("ports: %d out of range 2-65535", r.Ports)
+	}
+	rc.Hosts = r.Hosts
+	if rc.Hosts == 0 {
+		rc.Hosts = 5
+	}
+	if rc.Hosts < 2 || rc.Hosts > 65535 {
+		return nil, fmt.Errorf("hosts: %d out of range 2-65535", r.Hosts)
 	}
 	var err error
 	if r.Window != "" {

@@ -30,6 +30,15 @@ func DecodeJSON(b []byte) (*Policy, error) {
 
 // DecodeYAML decodes the YAML form strictly into the same structs.
 func DecodeYAML(b []byte) (*Policy, error) {
+	if p, ok := decodeYAMLSplit(b); ok {
+		p.yamlSrc = b
+		return p, nil
+	}
+	return decodeYAMLWhole(b)
+}
+
+// decodeYAMLWhole is DecodeYAML without the parallel split.
+func decodeYAMLWhole(b []byte) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	var p Policy

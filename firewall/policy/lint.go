@@ -57,13 +57,23 @@ func (c *Compiled) lint(p *Policy) []Warning {
 			}
 		}
 	}
+	// Only "@list" references matter here; recording every address of a
+	// 10,000-rule policy was most of lint's allocations.
 	used := map[string]bool{}
 	for _, r := range p.Rules {
-		for _, s := range append(append([]string{}, r.Src...), r.Dst...) {
-			used["ip:"+s] = true
+		for _, ss := range [][]string{r.Src, r.Dst} {
+			for _, s := range ss {
+				if len(s) > 0 && s[0] == '@' {
+					used["ip:"+s] = true
+				}
+			}
 		}
-		for _, s := range append(append([]PortRef{}, r.SrcPorts...), r.DstPorts...) {
-			used["port:"+string(s)] = true
+		for _, ss := range [][]PortRef{r.SrcPorts, r.DstPorts} {
+			for _, s := range ss {
+				if len(s) > 0 && s[0] == '@' {
+					used["port:"+string(s)] = true
+				}
+			}
 		}
 	}
 	for _, n := range sortedKeys(p.IPLists) {

@@ -19,7 +19,8 @@ type Policy struct {
 	// ManagementOverride drops the implicit force-allow of the management
 	// channel to the manager. Only for operators who manage it themselves.
 	ManagementOverride bool `json:"management_override,omitempty" yaml:"management_override,omitempty"`
-	// Recon enables port-scan detection on inbound new connections.
+	// Recon enables port-scan and host-sweep detection on inbound new
+	// connections.
 	Recon *Recon `json:"recon,omitempty" yaml:"recon,omitempty"`
 
 	IPLists   map[string][]string  `json:"ip_lists,omitempty" yaml:"ip_lists,omitempty"`
@@ -44,6 +45,10 @@ type Recon struct {
 	// Ports is how many distinct ports one source must touch within Window
 	// to count as a scan. Default 15.
 	Ports int `json:"ports,omitempty" yaml:"ports,omitempty"`
+	// Hosts is how many distinct addresses of this host one source must
+	// probe on the same port (or ping) within Window to count as a host
+	// sweep. Default 5.
+	Hosts int `json:"hosts,omitempty" yaml:"hosts,omitempty"`
 	// Window is how long a (source, port) observation is remembered, e.g.
 	// "60s". Default 60s.
 	Window string `json:"window,omitempty" yaml:"window,omitempty"`
