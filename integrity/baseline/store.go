@@ -10,7 +10,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // ErrTampered marks a baseline whose MAC does not match: it was modified,
@@ -32,7 +34,9 @@ func (b *Baseline) Find(path string) (int, bool) {
 // Sort orders entries by path, as the file format and Find require, and
 // drops duplicates (keeping the last).
 func Sort(entries []Entry) []Entry {
-	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
+	// The generic sort moves entries directly; sort.SliceStable's
+	// reflection-based swapper cost more than the sort's compares.
+	slices.SortStableFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
 	out := entries[:0]
 	for i := range entries {
 		if len(out) > 0 && out[len(out)-1].Path == entries[i].Path {
