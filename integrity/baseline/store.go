@@ -2,12 +2,10 @@ package baseline
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,60 +120,4 @@ func Save(path string, key []byte, b *Baseline) (err error) {
 		d.Close()
 	}
 	return nil
-}
-
-// KeySize is the length of a MAC key.
-const KeySize = 32
-
-// KeyPath is where the key of the baseline at path is kept by default.
-func KeyPath(path string) string { return path + ".key" }
-
-// LoadKey reads a MAC key file, refusing one others can read or write.
-func LoadKey(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading baseline key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("reading baseline key: %s is accessible to others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
-	}
-	k, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading baseline key: %w", err)
-	}
-	if len(k) < 16 {
-		return nil, fmt.Errorf("reading baseline key: %s holds %d bytes, want at least 16", path, len(k))
-	}
-	return k, nil
-}
-
-// LoadOrCreateKey returns the key at path, creating a random one (mode 0600)
-// if there is none yet.
-func LoadOrCreateKey(path string) ([]byte, error) {
-	k, err := LoadKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
-	}
-	k = make([]byte, KeySize)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	if _, err := f.Write(k); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	return k, f.Close()
 }
