@@ -426,6 +426,9 @@ func newIntegrityWatchCmd(f *integrityFlags) *cobra.Command {
 				if len(ch.Actors) > 0 {
 					a := ch.Actors[len(ch.Actors)-1]
 					who = fmt.Sprintf("pid %d %s uid %d (%s)", a.PID, a.Exe, a.UID, a.User)
+					if a.Unknown != "" {
+						who = fmt.Sprintf("pid %d, process unknown: %s", a.PID, a.Unknown)
+					}
 				}
 				var attrs []string
 				for _, x := range ch.Changes {
