@@ -30,18 +30,82 @@ func (b *Baseline) Find(path string) (int, bool) {
 }
 
 // Sort orders entries by path, as the file format and Find require, and
-// drops duplicates (keeping the last).
+// drops duplicates (keeping the last). It sorts an index and moves each
+// entry once: sorting the 176-byte entries themselves moved them
+// O(n log n) times, and a walk hands them over in no useful order.
 func Sort(entries []Entry) []Entry {
-	// The generic sort moves entries directly; sort.SliceStable's
-	// reflection-based swapper cost more than the sort's compares.
-	slices.SortStableFunc(entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
-	out := entries[:0]
-	for i := range entries {
-		if len(out) > 0 && out[len(out)-1].Path == entries[i].Path {
-			out[len(out)-1] = entries[i]
+	idx := make([]int32, len(entries))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		if c := strings.Compare(entries[a].Path, entries[b].Path); c != 0 {
+			return c
+		}
+		return int(a - b) // equal paths: the later one last
+	})
+	out := make([]Entry, 0, len(entries))
+	for _, i := range idx {
+		if n := len(out); n > 0 && out[n-1].Path == entries[i].Path {
+			out[n-1] = entries[i]
 			continue
 		}
 		out = append(out, entries[i])
+	}
+	return out
+}
+
+// Chunks collects entries as a walk emits them without ever copying the
+// ones already collected: a growing slice re-copied megabytes while every
+// walker waited on the emit lock.
+type Chunks struct {
+	full [][]Entry
+	cur  []Entry
+	n    int
+}
+
+const chunkLen = 1024
+
+// Add appends a copy of e.
+func (c *Chunks) Add(e *Entry) {
+	if len(c.cur) == cap(c.cur) {
+		if c.cur != nil {
+			c.full = append(c.full, c.cur)
+		}
+		c.cur = make([]Entry, 0, chunkLen)
+	}
+	c.cur = append(c.cur, *e)
+	c.n++
+}
+
+// Sorted returns every entry added, sorted as Sort does, in one slice.
+func (c *Chunks) Sorted() []Entry {
+	type ref struct{ chunk, i int32 }
+	all := append(c.full, c.cur)
+	refs := make([]ref, 0, c.n)
+	for ci, ch := range all {
+		for i := range ch {
+			refs = append(refs, ref{int32(ci), int32(i)})
+		}
+	}
+	at := func(r ref) *Entry { return &all[r.chunk][r.i] }
+	slices.SortFunc(refs, func(a, b ref) int {
+		if c := strings.Compare(at(a).Path, at(b).Path); c != 0 {
+			return c
+		}
+		if a.chunk != b.chunk {
+			return int(a.chunk - b.chunk)
+		}
+		return int(a.i - b.i)
+	})
+	out := make([]Entry, 0, c.n)
+	for _, r := range refs {
+		e := at(r)
+		if n := len(out); n > 0 && out[n-1].Path == e.Path {
+			out[n-1] = *e
+			continue
+		}
+		out = append(out, *e)
 	}
 	return out
 }
