@@ -47,6 +47,13 @@ func procStart(procRoot string, pid int) (uint64, error) {
 	if err != nil {
 		return 0, errGone
 	}
+	return parseStatStart(b)
+}
+
+// parseStatStart returns the start time (field 22) of a /proc/PID/stat
+// line, or errGone for a process that has exited (zombie or dead) or a
+// line it cannot read.
+func parseStatStart(b []byte) (uint64, error) {
 	// The command name (field 2) may hold spaces and parentheses: the
 	// fields after it start behind the last ')'.
 	i := bytes.LastIndexByte(b, ')')
@@ -61,7 +68,11 @@ func procStart(procRoot string, pid int) (uint64, error) {
 	if f[0] == "Z" || f[0] == "X" {
 		return 0, errGone // exited, not yet reaped: nothing left to read
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return 0, errGone
+	}
+	return v, nil
 }
 
 // resolveActor reads what /proc says about pid now. alive, when not nil,
