@@ -76,14 +76,14 @@ location. With neither, the built-in Linux policy is used.`,
 	check.Flags().StringArrayVar(&f.only, "only", nil, "check only under this path (repeatable)")
 	update := &cobra.Command{
 		Use:   "update [PATH…]",
-		Short: "accept the current state into the baseline (all, or --only paths); audited",
+		Short: "accept the current state into the baseline (all, or --only paths); audited; exit 2 if any item could not be recorded",
 		RunE:  func(c *cobra.Command, args []string) error { return runIntegrity(c, f, args, "update") },
 	}
 	update.Flags().StringArrayVar(&f.only, "only", nil, "accept only under this path (repeatable)")
 	update.Flags().BoolVar(&f.trustMetadata, "trust-metadata", false, "do not rehash files whose size, mtime, ctime and inode are unchanged")
 	initCmd := &cobra.Command{
 		Use:   "init [PATH…]",
-		Short: "build the baseline",
+		Short: "build the baseline (exit 2 if any item could not be recorded; the rest is kept)",
 		RunE:  func(c *cobra.Command, args []string) error { return runIntegrity(c, f, args, "init") },
 	}
 	initCmd.Flags().BoolVar(&f.force, "force", false, "replace an existing baseline (audited)")
