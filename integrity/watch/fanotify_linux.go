@@ -25,9 +25,13 @@ const fanMask = unix.FAN_MODIFY | unix.FAN_CLOSE_WRITE | unix.FAN_ATTRIB | unix.
 // the process that acted. Handles are resolved to paths with
 // open_by_handle_at against a descriptor on the same filesystem.
 type fanotify struct {
-	cfg      Config
-	fd       int
-	pidfds   bool // events carry a pidfd (FAN_REPORT_PIDFD)
+	cfg    Config
+	fd     int
+	pidfds bool // events carry a pidfd (FAN_REPORT_PIDFD)
+	// pidfs: pidfds live on pidfs (Linux 6.9), where a pidfd's inode
+	// number names one process for the life of the system, so a cached
+	// actor is matched to an event with one fstat.
+	pidfs    bool
 	mountFDs map[[2]int32]int
 	dirs     map[string]string // handle key → directory path
 	actors   map[int]cachedActor
@@ -47,7 +51,7 @@ func newFanotify(cfg Config) (*fanotify, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fanotify_init: %w", err)
 	}
-	f := &fanotify{cfg: cfg, fd: fd, pidfds: pidfds, mountFDs: map[[2]int32]int{}, dirs: map[string]string{}, actors: map[int]cachedActor{}}
+	f := &fanotify{cfg: cfg, fd: fd, pidfds: pidfds, pidfs: pidfds && onPidfs(), mountFDs: map[[2]int32]int{}, dirs: map[string]string{}, actors: map[int]cachedActor{}}
 	for _, r := range cfg.Policy.Rules {
 		p := existing(cfg.Root + r.Path)
 		var sfs unix.Statfs_t
@@ -350,18 +354,37 @@ func indexByte(b []byte, c byte) int {
 }
 
 type cachedActor struct {
-	a  Actor
-	at time.Time
+	a   Actor
+	ino uint64 // pidfs inode of the process, 0 if unknown
+	at  time.Time
 }
 
-// actorTTL bounds how long a resolved pid is reused: a burst of events from
-// one process costs one /proc lookup (plus a start-time read per event).
-// An exec of the pid drops its entry (parse), a changed start time is
-// another process.
-const actorTTL = 50 * time.Millisecond
+// A resolved pid is reused for a burst of events from one process: one
+// /proc lookup per process instead of one per event. An exec by the pid
+// drops its entry (parse). When pidfs names the process (same inode) the
+// entry holds for actorTTL; otherwise only for actorTTLStart and only if
+// the start time in /proc/PID/stat is unchanged.
+const (
+	actorTTL      = time.Second
+	actorTTLStart = 50 * time.Millisecond
+)
+
+// pidfsMagic is PID_FS_MAGIC, the f_type of pidfs.
+const pidfsMagic = 0x50494446
+
+func onPidfs() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var sfs unix.Statfs_t
+	return unix.Fstatfs(fd, &sfs) == nil && sfs.Type == pidfsMagic
+}
 
 func (f *fanotify) actor(pid int, pidfd int32, now time.Time) Actor {
 	var alive func() bool
+	var ino uint64
 	switch {
 	case pidfd == unix.FAN_NOPIDFD && f.pidfds:
 		// The kernel could not make a pidfd because the process had
@@ -369,10 +392,19 @@ func (f *fanotify) actor(pid int, pidfd int32, now time.Time) Actor {
 		return Actor{PID: pid, UID: -1, Unknown: UnknownExited}
 	case pidfd >= 0:
 		alive = func() bool { return unix.PidfdSendSignal(int(pidfd), 0, nil, 0) == nil }
+		var st unix.Stat_t
+		if f.pidfs && unix.Fstat(int(pidfd), &st) == nil {
+			ino = st.Ino
+		}
 	}
-	if c, ok := f.actors[pid]; ok && now.Sub(c.at) < actorTTL {
-		if st, err := procStart(f.cfg.ProcRoot, pid); err == nil && st == c.a.start && (alive == nil || alive()) {
+	if c, ok := f.actors[pid]; ok {
+		switch {
+		case ino != 0 && c.ino == ino && now.Sub(c.at) < actorTTL:
 			return c.a
+		case ino == 0 && now.Sub(c.at) < actorTTLStart:
+			if st, err := procStart(f.cfg.ProcRoot, pid); err == nil && st == c.a.start && (alive == nil || alive()) {
+				return c.a
+			}
 		}
 		delete(f.actors, pid)
 	}
@@ -383,7 +415,7 @@ func (f *fanotify) actor(pid int, pidfd int32, now time.Time) Actor {
 	if len(f.actors) > 4096 {
 		clear(f.actors)
 	}
-	f.actors[pid] = cachedActor{a: a, at: now}
+	f.actors[pid] = cachedActor{a: a, ino: ino, at: now}
 	return a
 }
 
