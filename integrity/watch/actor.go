@@ -35,6 +35,7 @@ const (
 	UnknownExited   = "the process exited before it could be identified"
 	UnknownReused   = "the process exited and its pid was reused before it could be identified"
 	UnknownExecuted = "the process executed another program right after the change; the program that made it is not known"
+	UnknownOverflow = "the kernel's event queue overflowed, so an exec by the process may have gone unseen"
 )
 
 var userCache sync.Map // uid → name

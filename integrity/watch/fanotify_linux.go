@@ -152,7 +152,10 @@ func (f *fanotify) run(ctx context.Context, out chan<- rawEvent) error {
 		}
 		evs, execs := f.parse(buf[:m], time.Now())
 		for i := range held {
-			if execs[held[i].actor.PID] {
+			switch {
+			case execs[anyPID]:
+				held[i].actor.forget(UnknownOverflow)
+			case execs[held[i].actor.PID]:
 				held[i].actor.forget(UnknownExecuted)
 			}
 		}
@@ -161,6 +164,9 @@ func (f *fanotify) run(ctx context.Context, out chan<- rawEvent) error {
 	}
 	return nil
 }
+
+// anyPID in the execs of a batch: the queue overflowed.
+const anyPID = -1
 
 func sendAll(evs []rawEvent, out chan<- rawEvent) {
 	for _, ev := range evs {
@@ -210,6 +216,14 @@ func (f *fanotify) parse(b []byte, now time.Time) (evs []rawEvent, execs map[int
 				if evs[i].actor.PID == pid {
 					evs[i].actor.forget(UnknownExecuted)
 				}
+			}
+		}
+		if md.Mask&unix.FAN_Q_OVERFLOW != 0 {
+			// Lost events may include an exec by any process seen so
+			// far: none of them can be named for sure.
+			execs[anyPID] = true
+			for i := range evs {
+				evs[i].actor.forget(UnknownOverflow)
 			}
 		}
 		if md.Mask&(fanMask&^unix.FAN_OPEN_EXEC) == 0 || md.Mask&unix.FAN_Q_OVERFLOW != 0 {
