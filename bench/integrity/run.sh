@@ -23,7 +23,7 @@ rm -rf "$W"; mkdir -p "$W"
 command -v aide >/dev/null || { echo "aide not installed (apt-get install aide)"; exit 2; }
 if [ ! -d "$CORPUS" ]; then
 	echo "== no corpus in $CORPUS: generating it with ../shared/bench/gen-corpus.sh"
-	bash ../shared/bench/gen-corpus.sh
+	BENCHDATA=$BENCHDATA bash ../shared/bench/gen-corpus.sh
 fi
 echo "== build"
 go build -o "$W/mamori" ./cmd/mamori
