@@ -70,7 +70,7 @@ func (c *Config) walkOpts() walk.Options {
 // are returned as Error findings; the baseline keeps what could be read.
 func Init(ctx context.Context, c Config) (*Report, error) {
 	rep := &Report{Started: time.Now()}
-	var entries []baseline.Entry
+	var chunks baseline.Chunks
 	opt := c.walkOpts()
 	opt.Only = nil
 	err := walk.Walk(ctx, c.Policy, opt, c.Stats, func(it *walk.Item) {
@@ -78,13 +78,13 @@ func Init(ctx context.Context, c Config) (*Report, error) {
 			rep.Findings = append(rep.Findings, Finding{What: Error, Path: it.Entry.Path, Rule: it.Rule, Err: it.Err.Error()})
 		}
 		if it.Entry.Attrs != 0 {
-			entries = append(entries, it.Entry)
+			chunks.Add(&it.Entry)
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("walking: %w", err)
 	}
-	entries = baseline.Sort(entries)
+	entries := chunks.Sorted()
 	rep.Entries = len(entries)
 	b := &baseline.Baseline{Header: c.header(), Entries: entries}
 	t0 := time.Now()

@@ -154,9 +154,44 @@ func (m *integrityModule) count(k string, n int) {
 	m.mu.Unlock()
 }
 
+// paths: the baseline lives in its own directory under the agent's data
+// directory, the MAC key in the data directory itself (0600, root-only),
+// so write access to the baseline directory cannot re-seal a forged
+// baseline.
 func (m *integrityModule) paths() (base, key, token string) {
-	base = filepath.Join(m.env.DataDir, "agent.fimdb")
-	return base, baseline.KeyPath(base), base + ".rebuild"
+	base = filepath.Join(m.env.DataDir, "integrity", "agent.fimdb")
+	return base, filepath.Join(m.env.DataDir, "integrity.key"), base + ".rebuild"
+}
+
+// migrateLayout moves a baseline kept by an older agent (key beside the
+// baseline in the data directory) to the current layout. The old key was
+// written by the agent itself under its own root-only data directory, so
+// it is carried over rather than dropping the baseline.
+func (m *integrityModule) migrateLayout(base, key string) error {
+	old := filepath.Join(m.env.DataDir, "agent.fimdb")
+	if _, err := os.Stat(old); err != nil {
+		return nil
+	}
+	if _, err := os.Stat(base); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(base), 0o700); err != nil {
+		return fmt.Errorf("moving baseline: %w", err)
+	}
+	if _, err := os.Stat(key); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Rename(baseline.LegacyKeyPath(old), key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("moving baseline key: %w", err)
+		}
+	}
+	for _, suffix := range []string{"", ".rebuild", ".audit.jsonl"} {
+		if err := os.Rename(old+suffix, base+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("moving baseline: %w", err)
+		}
+	}
+	if m.env.Logger != nil {
+		m.env.Logger.Info("integrity: moved the baseline apart from its key", "baseline", base, "key", key)
+	}
+	return nil
 }
 
 // Run applies the current configuration until ctx is done, restarting
@@ -196,6 +231,9 @@ func (m *integrityModule) Run(ctx context.Context, emit func(event.Event)) error
 func (m *integrityModule) runConf(ctx context.Context, c *integrityConf, emit func(event.Event)) error {
 	m.setState(agent.StateStarting, "", "")
 	basePath, keyPath, tokenPath := m.paths()
+	if err := m.migrateLayout(basePath, keyPath); err != nil {
+		return err
+	}
 	key, err := baseline.LoadOrCreateKey(keyPath)
 	if err != nil {
 		return err

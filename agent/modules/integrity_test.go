@@ -13,6 +13,9 @@ import (
 
 	"github.com/mamori-sec/mamori/agent"
 	"github.com/mamori-sec/mamori/event"
+	"github.com/mamori-sec/mamori/integrity"
+	"github.com/mamori-sec/mamori/integrity/baseline"
+	"github.com/mamori-sec/mamori/integrity/policy"
 )
 
 func TestIntegrityModule(t *testing.T) {
@@ -55,6 +58,14 @@ func TestIntegrityModule(t *testing.T) {
 		}
 	}
 	next(event.KindIntegrityBaselineInit, "")
+	// The key is kept in the agent's data directory, apart from the
+	// baseline's own directory.
+	if fi, err := os.Stat(filepath.Join(env.DataDir, "integrity.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key not in the data directory with mode 0600: %v %v", fi, err)
+	}
+	if keys, _ := filepath.Glob(filepath.Join(env.DataDir, "integrity", "*.key")); len(keys) != 0 {
+		t.Errorf("keys beside the baseline: %v", keys)
+	}
 	for m.Status().State != agent.StateRunning {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -82,5 +93,43 @@ func TestIntegrityModule(t *testing.T) {
 	st := m.Status()
 	if st.RuleCount != 1 || st.Counters["changes"] == 0 {
 		t.Errorf("status %+v", st)
+	}
+}
+
+// TestIntegrityModuleMigratesLayout: a baseline an older agent kept with
+// its key beside it in the data directory is moved to the current layout
+// and still verifies (no silent rebuild).
+func TestIntegrityModuleMigratesLayout(t *testing.T) {
+	root, data := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(root, "srv"), 0o755)
+	os.WriteFile(filepath.Join(root, "srv", "a"), []byte("a"), 0o644)
+	pol, err := policy.Parse("t", []byte("rules:\n  - path: /srv\n    attributes: [meta, sha256]\n"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := filepath.Join(data, "agent.fimdb")
+	key, err := baseline.LoadOrCreateKey(baseline.LegacyKeyPath(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := integrity.Init(context.Background(), integrity.Config{Policy: pol, Baseline: old, Key: key, Root: root}); err != nil {
+		t.Fatal(err)
+	}
+	m := newIntegrity(agent.Env{Logger: slog.Default(), DataDir: data, Hostname: "h", Root: root}).(*integrityModule)
+	base, keyPath, _ := m.paths()
+	if err := m.migrateLayout(base, keyPath); err != nil {
+		t.Fatal(err)
+	}
+	k, err := baseline.LoadKey(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := baseline.Load(base, k); err != nil {
+		t.Errorf("migrated baseline: %v", err)
+	}
+	for _, p := range []string{old, baseline.LegacyKeyPath(old)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left behind", p)
+		}
 	}
 }

@@ -23,12 +23,15 @@ rm -rf "$W"; mkdir -p "$W"
 command -v aide >/dev/null || { echo "aide not installed (apt-get install aide)"; exit 2; }
 if [ ! -d "$CORPUS" ]; then
 	echo "== no corpus in $CORPUS: generating it with ../shared/bench/gen-corpus.sh"
-	bash ../shared/bench/gen-corpus.sh
+	BENCHDATA=$BENCHDATA bash ../shared/bench/gen-corpus.sh
 fi
 echo "== build"
 go build -o "$W/mamori" ./cmd/mamori
 M=$W/mamori
 export MAMORI_INTEGRITY_DIR=$W/db
+# The MAC key is kept apart from the baselines (by default
+# /etc/mamori/integrity.key as root): the bench keeps its own.
+export MAMORI_INTEGRITY_KEY=$W/keys/integrity.key
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine makes figures noisy)"
 
 # timed NAME CMD…: runs CMD RUNS times; NAME.wall is the median wall time,

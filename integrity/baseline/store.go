@@ -2,15 +2,15 @@ package baseline
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // ErrTampered marks a baseline whose MAC does not match: it was modified,
@@ -30,16 +30,82 @@ func (b *Baseline) Find(path string) (int, bool) {
 }
 
 // Sort orders entries by path, as the file format and Find require, and
-// drops duplicates (keeping the last).
+// drops duplicates (keeping the last). It sorts an index and moves each
+// entry once: sorting the 176-byte entries themselves moved them
+// O(n log n) times, and a walk hands them over in no useful order.
 func Sort(entries []Entry) []Entry {
-	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
-	out := entries[:0]
-	for i := range entries {
-		if len(out) > 0 && out[len(out)-1].Path == entries[i].Path {
-			out[len(out)-1] = entries[i]
+	idx := make([]int32, len(entries))
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	slices.SortFunc(idx, func(a, b int32) int {
+		if c := strings.Compare(entries[a].Path, entries[b].Path); c != 0 {
+			return c
+		}
+		return int(a - b) // equal paths: the later one last
+	})
+	out := make([]Entry, 0, len(entries))
+	for _, i := range idx {
+		if n := len(out); n > 0 && out[n-1].Path == entries[i].Path {
+			out[n-1] = entries[i]
 			continue
 		}
 		out = append(out, entries[i])
+	}
+	return out
+}
+
+// Chunks collects entries as a walk emits them without ever copying the
+// ones already collected: a growing slice re-copied megabytes while every
+// walker waited on the emit lock.
+type Chunks struct {
+	full [][]Entry
+	cur  []Entry
+	n    int
+}
+
+const chunkLen = 1024
+
+// Add appends a copy of e.
+func (c *Chunks) Add(e *Entry) {
+	if len(c.cur) == cap(c.cur) {
+		if c.cur != nil {
+			c.full = append(c.full, c.cur)
+		}
+		c.cur = make([]Entry, 0, chunkLen)
+	}
+	c.cur = append(c.cur, *e)
+	c.n++
+}
+
+// Sorted returns every entry added, sorted as Sort does, in one slice.
+func (c *Chunks) Sorted() []Entry {
+	type ref struct{ chunk, i int32 }
+	all := append(c.full, c.cur)
+	refs := make([]ref, 0, c.n)
+	for ci, ch := range all {
+		for i := range ch {
+			refs = append(refs, ref{int32(ci), int32(i)})
+		}
+	}
+	at := func(r ref) *Entry { return &all[r.chunk][r.i] }
+	slices.SortFunc(refs, func(a, b ref) int {
+		if c := strings.Compare(at(a).Path, at(b).Path); c != 0 {
+			return c
+		}
+		if a.chunk != b.chunk {
+			return int(a.chunk - b.chunk)
+		}
+		return int(a.i - b.i)
+	})
+	out := make([]Entry, 0, c.n)
+	for _, r := range refs {
+		e := at(r)
+		if n := len(out); n > 0 && out[n-1].Path == e.Path {
+			out[n-1] = *e
+			continue
+		}
+		out = append(out, *e)
 	}
 	return out
 }
@@ -118,60 +184,4 @@ func Save(path string, key []byte, b *Baseline) (err error) {
 		d.Close()
 	}
 	return nil
-}
-
-// KeySize is the length of a MAC key.
-const KeySize = 32
-
-// KeyPath is where the key of the baseline at path is kept by default.
-func KeyPath(path string) string { return path + ".key" }
-
-// LoadKey reads a MAC key file, refusing one others can read or write.
-func LoadKey(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading baseline key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("reading baseline key: %s is accessible to others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
-	}
-	k, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading baseline key: %w", err)
-	}
-	if len(k) < 16 {
-		return nil, fmt.Errorf("reading baseline key: %s holds %d bytes, want at least 16", path, len(k))
-	}
-	return k, nil
-}
-
-// LoadOrCreateKey returns the key at path, creating a random one (mode 0600)
-// if there is none yet.
-func LoadOrCreateKey(path string) ([]byte, error) {
-	k, err := LoadKey(path)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
-	}
-	k = make([]byte, KeySize)
-	if _, err := rand.Read(k); err != nil {
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	if _, err := f.Write(k); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("creating baseline key: %w", err)
-	}
-	return k, f.Close()
 }

@@ -65,6 +65,9 @@ func (c *Change) Event(host string) event.Event {
 	if a.Exe == "" {
 		ev.Process.Exe = "unknown"
 	}
+	if a.Unknown != "" {
+		ev.Fields["actor_unknown"] = a.Unknown
+	}
 	if a.UID >= 0 {
 		u := a.UID
 		ev.Process.UID = &u

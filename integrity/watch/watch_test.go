@@ -67,6 +67,10 @@ func TestMain(m *testing.M) {
 		modifyAll(dir)
 		return
 	}
+	if p := os.Getenv("MAMORI_WATCH_WRITE_THEN"); p != "" {
+		writeThen(p, os.Getenv("MAMORI_WATCH_THEN"))
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -60,7 +61,7 @@ location. With neither, the built-in Linux policy is used.`,
 	pf := cmd.PersistentFlags()
 	pf.StringArrayVar(&f.policies, "policy", nil, "policy YAML file (repeatable; \"builtin\" names the built-in Linux policy)")
 	pf.StringVar(&f.baseline, "baseline", "", "baseline file (default: a file per policy in the data directory)")
-	pf.StringVar(&f.key, "key", "", "MAC key file of the baseline (default: BASELINE.key, created by init)")
+	pf.StringVar(&f.key, "key", "", "MAC key file of the baseline (default: $MAMORI_INTEGRITY_KEY, else /etc/mamori/integrity.key as root, created 0600 by init; kept apart from the baselines)")
 	pf.StringVar(&f.root, "root", "/", "filesystem root the policy paths are read under (fixtures, containers)")
 	pf.IntVar(&f.workers, "workers", 0, "parallel workers (default: cores + 1)")
 	pf.BoolVar(&f.json, "json", false, "print findings as JSON events, one per line")
@@ -75,14 +76,14 @@ location. With neither, the built-in Linux policy is used.`,
 	check.Flags().StringArrayVar(&f.only, "only", nil, "check only under this path (repeatable)")
 	update := &cobra.Command{
 		Use:   "update [PATH…]",
-		Short: "accept the current state into the baseline (all, or --only paths); audited",
+		Short: "accept the current state into the baseline (all, or --only paths); audited; exit 2 if any item could not be recorded",
 		RunE:  func(c *cobra.Command, args []string) error { return runIntegrity(c, f, args, "update") },
 	}
 	update.Flags().StringArrayVar(&f.only, "only", nil, "accept only under this path (repeatable)")
 	update.Flags().BoolVar(&f.trustMetadata, "trust-metadata", false, "do not rehash files whose size, mtime, ctime and inode are unchanged")
 	initCmd := &cobra.Command{
 		Use:   "init [PATH…]",
-		Short: "build the baseline",
+		Short: "build the baseline (exit 2 if any item could not be recorded; the rest is kept)",
 		RunE:  func(c *cobra.Command, args []string) error { return runIntegrity(c, f, args, "init") },
 	}
 	initCmd.Flags().BoolVar(&f.force, "force", false, "replace an existing baseline (audited)")
@@ -117,7 +118,10 @@ func integrityJob(f *integrityFlags, args []string, create bool) (integrity.Conf
 	}
 	kp := f.key
 	if kp == "" {
-		kp = baseline.KeyPath(c.Baseline)
+		kp = integrityKeyPath()
+	}
+	if filepath.Dir(kp) == filepath.Dir(c.Baseline) {
+		fmt.Fprintf(os.Stderr, "mamori: warning: the key %s sits in the baseline's directory: whoever can write there can re-seal a forged baseline\n", kp)
 	}
 	if create {
 		c.Key, err = baseline.LoadOrCreateKey(kp)
@@ -125,6 +129,11 @@ func integrityJob(f *integrityFlags, args []string, create bool) (integrity.Conf
 		c.Key, err = baseline.LoadKey(kp)
 	}
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && f.key == "" {
+			if _, lerr := os.Stat(baseline.LegacyKeyPath(c.Baseline)); lerr == nil {
+				err = fmt.Errorf("%w (a key beside the baseline, %s, is no longer used by default since whoever can write the baseline can replace it too; if you trust it, move it to %s or pass --key)", err, baseline.LegacyKeyPath(c.Baseline), kp)
+			}
+		}
 		return c, &ExitError{Code: 2, Err: err}
 	}
 	return c, nil
@@ -196,6 +205,24 @@ func integrityDataDir() string {
 	return filepath.Join(home, ".local", "state", "mamori", "integrity")
 }
 
+// integrityKeyPath is where the baseline MAC key lives by default: apart
+// from the baselines (see the threat model in package integrity), so being
+// able to write the baseline directory is not enough to re-seal a forged
+// baseline.
+func integrityKeyPath() string {
+	if k := os.Getenv("MAMORI_INTEGRITY_KEY"); k != "" {
+		return k
+	}
+	if os.Geteuid() == 0 {
+		return "/etc/mamori/integrity.key"
+	}
+	if d := os.Getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "mamori", "integrity.key")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".config", "mamori", "integrity.key")
+}
+
 func runIntegrity(cmd *cobra.Command, f *integrityFlags, args []string, op string) error {
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -217,6 +244,13 @@ func runIntegrity(cmd *cobra.Command, f *integrityFlags, args []string, op strin
 		// The baseline is one large live heap: a tighter GC target keeps
 		// peak memory well under AIDE's for a little CPU.
 		debug.SetGCPercent(50)
+	}
+	if pf := os.Getenv("MAMORI_CPUPROFILE"); pf != "" {
+		// profiling hook for bench/integrity, off unless asked for
+		if fh, err := os.Create(pf); err == nil {
+			pprof.StartCPUProfile(fh)
+			defer pprof.StopCPUProfile()
+		}
 	}
 	c.Stats = &walk.Stats{}
 	stopProgress := startProgress(f, c.Stats)
@@ -258,6 +292,13 @@ func runIntegrity(cmd *cobra.Command, f *integrityFlags, args []string, op strin
 		printFindings(out, f.json, rep, host)
 	}
 	printSummary(os.Stderr, op, c, rep)
+	// Per-item errors (permission denied, vanished, unreadable) leave the
+	// run incomplete: everything else is reported above, but the exit code
+	// says error, ahead of "changes", so a script never takes an
+	// incomplete check for a clean one.
+	if n := rep.Counts()[integrity.Error]; n > 0 {
+		return &ExitError{Code: 2, Err: fmt.Errorf("%s: %d items could not be recorded (listed above)", op, n)}
+	}
 	if op == "check" && rep.Changes() {
 		return &ExitError{Code: 1}
 	}
@@ -385,6 +426,9 @@ func newIntegrityWatchCmd(f *integrityFlags) *cobra.Command {
 				if len(ch.Actors) > 0 {
 					a := ch.Actors[len(ch.Actors)-1]
 					who = fmt.Sprintf("pid %d %s uid %d (%s)", a.PID, a.Exe, a.UID, a.User)
+					if a.Unknown != "" {
+						who = fmt.Sprintf("pid %d, process unknown: %s", a.PID, a.Unknown)
+					}
 				}
 				var attrs []string
 				for _, x := range ch.Changes {

@@ -36,9 +36,17 @@ func runIntegrityCmd(t *testing.T, args ...string) (string, int, error) {
 	return out.String(), code, err
 }
 
+// integrityTestEnv keeps baselines in dir/db and the MAC key in dir/keys,
+// apart as in production, never in /etc/mamori.
+func integrityTestEnv(t *testing.T, dir string) {
+	t.Helper()
+	t.Setenv("MAMORI_INTEGRITY_DIR", filepath.Join(dir, "db"))
+	t.Setenv("MAMORI_INTEGRITY_KEY", filepath.Join(dir, "keys", "integrity.key"))
+}
+
 func TestIntegrityCommands(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("MAMORI_INTEGRITY_DIR", filepath.Join(dir, "db"))
+	integrityTestEnv(t, dir)
 	tree := filepath.Join(dir, "tree")
 	os.MkdirAll(tree, 0o755)
 	os.WriteFile(filepath.Join(tree, "a"), []byte("a"), 0o644)
@@ -111,6 +119,7 @@ func TestIntegrityCommands(t *testing.T) {
 
 func TestIntegrityPolicyErrors(t *testing.T) {
 	dir := t.TempDir()
+	integrityTestEnv(t, dir)
 	p := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(p, []byte("rules:\n  - path: /x\n    atributes: [size]\n"), 0o644)
 	_, code, err := runIntegrityCmd(t, "integrity", "init", "--policy", p, "--strict", "--baseline", filepath.Join(dir, "b"))
@@ -127,7 +136,7 @@ func TestIntegrityPolicyErrors(t *testing.T) {
 // as a JSON event.
 func TestIntegrityWatch(t *testing.T) {
 	dir := t.TempDir()
-	t.Setenv("MAMORI_INTEGRITY_DIR", filepath.Join(dir, "db"))
+	integrityTestEnv(t, dir)
 	tree := filepath.Join(dir, "tree")
 	os.MkdirAll(tree, 0o755)
 	os.WriteFile(filepath.Join(tree, "a"), []byte("a"), 0o644)
