@@ -153,7 +153,9 @@ func (s *Store) Events(ctx context.Context, tenant string, f EventFilter) ([]eve
 			return nil, "", err
 		}
 		tp, ip := arg(t), arg(id)
-		q += ` AND (time < ` + tp + ` OR (time = ` + tp + ` AND id < ` + ip + `))`
+		// The redundant "time <= t" bounds the index scan; the OR alone
+		// would make the database filter every newer event first.
+		q += ` AND time <= ` + tp + ` AND (time < ` + tp + ` OR (time = ` + tp + ` AND id < ` + ip + `))`
 	}
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100
