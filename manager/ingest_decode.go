@@ -25,7 +25,10 @@ func decodeBatch(body []byte) (evs []event.Event, raw [][]byte, err error) {
 		evs = make([]event.Event, len(elems))
 		ok = len(elems) <= api.MaxBatchEvents
 		for i := 0; ok && i < len(elems); i++ {
-			ok = decodeStrict(elems[i], &evs[i]) == nil
+			if !fastEvent(elems[i], &evs[i]) {
+				evs[i] = event.Event{}
+				ok = decodeStrict(elems[i], &evs[i]) == nil
+			}
 		}
 		if ok {
 			return evs, elems, nil
