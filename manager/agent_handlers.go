@@ -234,18 +234,28 @@ func (m *Manager) handleAgentRulePack(w http.ResponseWriter, r *http.Request, rc
 
 func (m *Manager) handleIngest(w http.ResponseWriter, r *http.Request, rc *reqCtx) error {
 	start := time.Now()
-	var batch api.EventBatch
-	if err := decode(w, r, api.MaxBodyBytes, &batch); err != nil {
+	body, err := readIngestBody(w, r)
+	if err != nil {
 		return err
 	}
-	if len(batch.Events) > api.MaxBatchEvents {
-		return errf(http.StatusRequestEntityTooLarge, "events", "field events: %d events, at most %d a batch", len(batch.Events), api.MaxBatchEvents)
+	// The rows below point into body: it goes back to the pool only once
+	// the store has committed them.
+	defer putBody(body)
+	evs, raw, err := decodeBatch(body.Bytes())
+	if err != nil {
+		return err
+	}
+	if len(evs) > api.MaxBatchEvents {
+		return errf(http.StatusRequestEntityTooLarge, "events", "field events: %d events, at most %d a batch", len(evs), api.MaxBatchEvents)
 	}
 	c := rc.computer
 	res := api.IngestResult{}
-	good := make([]event.Event, 0, len(batch.Events))
-	seen := make(map[string]bool, len(batch.Events))
-	for i, e := range batch.Events {
+	good := make([]event.Event, 0, len(evs))
+	rows := make([]store.EventRow, 0, len(evs))
+	seen := make(map[string]bool, len(evs))
+	var stamp stamper
+	for i := range evs {
+		e := &evs[i]
 		if err := e.Validate(); err != nil {
 			res.Rejected++
 			res.Errors = append(res.Errors, fmt.Sprintf("events[%d]: %v", i, err))
@@ -256,14 +266,25 @@ func (m *Manager) handleIngest(w http.ResponseWriter, r *http.Request, rc *reqCt
 			continue
 		}
 		seen[e.ID] = true
+		var data []byte
+		if raw != nil {
+			data = stamp.stamp(raw[i], e, c)
+		}
 		// Who sent it is the certificate's computer, never the body's claim.
 		e.ComputerID = c.ID
 		if e.Host == "" {
 			e.Host = c.Host.Hostname
 		}
-		good = append(good, e)
+		var row store.EventRow
+		if data != nil {
+			row = rowWith(e, data)
+		} else if row, err = store.RowOf(e); err != nil {
+			return err
+		}
+		good = append(good, *e)
+		rows = append(rows, row)
 	}
-	inserted, err := m.store.InsertEvents(r.Context(), c.TenantID, c.ID, good)
+	inserted, err := m.store.InsertEventRows(r.Context(), c.TenantID, c.ID, rows)
 	if err != nil {
 		return err
 	}
@@ -274,10 +295,13 @@ func (m *Manager) handleIngest(w http.ResponseWriter, r *http.Request, rc *reqCt
 	m.metrics.events.WithLabelValues("rejected").Add(float64(res.Rejected))
 	m.metrics.ingestLatency.Observe(time.Since(start).Seconds())
 	if len(inserted) > 0 {
-		fresh := make([]event.Event, 0, len(inserted))
-		for _, e := range good {
-			if inserted[e.ID] {
-				fresh = append(fresh, e)
+		fresh := good
+		if len(inserted) < len(good) {
+			fresh = make([]event.Event, 0, len(inserted))
+			for _, e := range good {
+				if inserted[e.ID] {
+					fresh = append(fresh, e)
+				}
 			}
 		}
 		m.alertOn(r.Context(), *c, fresh)

@@ -130,7 +130,10 @@ func TestHeartbeatPolicyEventsCommands(t *testing.T) {
 		t.Fatalf("Policy(etag v7) = %v, want ErrNotModified", err)
 	}
 	for _, gz := range []bool{false, true} {
-		c.Gzip = gz
+		c.GzipAbove = -1 // never
+		if gz {
+			c.GzipAbove = 1 // always
+		}
 		evs := []json.RawMessage{
 			json.RawMessage(fmt.Sprintf(`{"id":"e1-%v","time":"2026-01-01T00:00:00Z","kind":"log.alert","severity":"low","message":"x"}`, gz)),
 			json.RawMessage(fmt.Sprintf(`{"id":"e2-%v","time":"2026-01-01T00:00:00Z","kind":"log.alert","severity":"low","message":"y"}`, gz)),

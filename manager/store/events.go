@@ -13,17 +13,63 @@ import (
 	"github.com/mamori-sec/mamori/event"
 )
 
-// InsertEvents stores a batch for one computer in one transaction. Events
-// whose ID the tenant already has are skipped: that is what makes agent
-// retries exactly-once. It returns the IDs actually inserted (alerting
-// looks only at those, so a retried batch never alerts twice).
+// EventRow is one validated event as stored: the columns the query API
+// filters on, and the event's JSON. The ingest handler builds it from the
+// request's own bytes, so a batch is never encoded a second time.
+type EventRow struct {
+	ID       string
+	Time     int64 // Unix nanoseconds
+	Kind     string
+	Module   string
+	Severity int32
+	RuleID   string
+	Message  string
+	Data     []byte // the event as JSON
+}
+
+// RowOf encodes an event for InsertEventRows.
+func RowOf(e *event.Event) (EventRow, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return EventRow{}, fmt.Errorf("encoding event %s: %w", e.ID, err)
+	}
+	rule := ""
+	if e.Rule != nil {
+		rule = e.Rule.ID
+	}
+	return EventRow{ID: e.ID, Time: e.Time.UnixNano(), Kind: string(e.Kind), Module: e.Module, Severity: int32(e.Severity),
+		RuleID: rule, Message: e.Message, Data: data}, nil
+}
+
+// InsertEvents stores a batch for one computer in one transaction; see
+// InsertEventRows.
 func (s *Store) InsertEvents(ctx context.Context, tenant, computer string, evs []event.Event) (map[string]bool, error) {
+	rows := make([]EventRow, len(evs))
+	for i := range evs {
+		r, err := RowOf(&evs[i])
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = r
+	}
+	return s.InsertEventRows(ctx, tenant, computer, rows)
+}
+
+// InsertEventRows stores a batch for one computer in one transaction,
+// committed before it returns. Events whose ID the tenant already has are
+// skipped: that is what makes agent retries exactly-once. It returns the
+// IDs actually inserted (alerting looks only at those, so a retried batch
+// never alerts twice).
+func (s *Store) InsertEventRows(ctx context.Context, tenant, computer string, rows []EventRow) (map[string]bool, error) {
 	defer s.observe("insert_events", time.Now())
 	recv := now()
-	if s.dialect == Postgres && len(evs) > 0 {
-		return s.insertEventsPG(ctx, tenant, computer, evs, recv)
+	if len(rows) == 0 {
+		return map[string]bool{}, nil
 	}
-	return s.insertEventsSQLite(ctx, tenant, computer, evs, recv)
+	if s.dialect == Postgres {
+		return s.insertEventsPG(ctx, tenant, computer, rows, recv)
+	}
+	return s.insertEventsSQLite(ctx, tenant, computer, rows, recv)
 }
 
 // insertEventsSQLite runs one prepared single-row INSERT per event inside
@@ -31,8 +77,8 @@ func (s *Store) InsertEvents(ctx context.Context, tenant, computer string, evs [
 // then keeps a statement journal for it (the rows may need undoing on a
 // constraint error), and its allocation churn cost more than the
 // statements saved.
-func (s *Store) insertEventsSQLite(ctx context.Context, tenant, computer string, evs []event.Event, recv int64) (map[string]bool, error) {
-	inserted := make(map[string]bool, len(evs))
+func (s *Store) insertEventsSQLite(ctx context.Context, tenant, computer string, rows []EventRow, recv int64) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(rows))
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events (tenant_id, id, computer_id, time, kind, module, severity, rule_id, message, data, received_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, id) DO NOTHING`)
@@ -40,16 +86,9 @@ func (s *Store) insertEventsSQLite(ctx context.Context, tenant, computer string,
 			return fmt.Errorf("preparing event insert: %w", err)
 		}
 		defer stmt.Close()
-		for _, e := range evs {
-			data, err := json.Marshal(e)
-			if err != nil {
-				return fmt.Errorf("encoding event %s: %w", e.ID, err)
-			}
-			rule := ""
-			if e.Rule != nil {
-				rule = e.Rule.ID
-			}
-			r, err := stmt.ExecContext(ctx, tenant, e.ID, computer, e.Time.UnixNano(), string(e.Kind), e.Module, int(e.Severity), rule, e.Message, string(data), recv)
+		for i := range rows {
+			e := &rows[i]
+			r, err := stmt.ExecContext(ctx, tenant, e.ID, computer, e.Time, e.Kind, e.Module, int(e.Severity), e.RuleID, e.Message, string(e.Data), recv)
 			if err != nil {
 				return fmt.Errorf("inserting event %s: %w", e.ID, err)
 			}
@@ -114,7 +153,9 @@ func (s *Store) Events(ctx context.Context, tenant string, f EventFilter) ([]eve
 			return nil, "", err
 		}
 		tp, ip := arg(t), arg(id)
-		q += ` AND (time < ` + tp + ` OR (time = ` + tp + ` AND id < ` + ip + `))`
+		// The redundant "time <= t" bounds the index scan; the OR alone
+		// would make the database filter every newer event first.
+		q += ` AND time <= ` + tp + ` AND (time < ` + tp + ` OR (time = ` + tp + ` AND id < ` + ip + `))`
 	}
 	if f.Limit <= 0 || f.Limit > 1000 {
 		f.Limit = 100

@@ -2,73 +2,150 @@ package store
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/mamori-sec/mamori/event"
 )
 
 var eventCols = []string{"tenant_id", "id", "computer_id", "time", "kind", "module", "severity", "rule_id", "message", "data", "received_at"}
 
-// insertEventsPG is PostgreSQL's bulk path: COPY the batch into a
-// transaction-scoped temporary table, then move it with INSERT … ON
-// CONFLICT DO NOTHING, which keeps ingest idempotent at COPY speed.
-func (s *Store) insertEventsPG(ctx context.Context, tenant, computer string, evs []event.Event, recv int64) (map[string]bool, error) {
-	rows := make([][]any, 0, len(evs))
-	for _, e := range evs {
-		data, err := json.Marshal(e)
-		if err != nil {
-			return nil, fmt.Errorf("encoding event %s: %w", e.ID, err)
-		}
-		rule := ""
-		if e.Rule != nil {
-			rule = e.Rule.ID
-		}
-		rows = append(rows, []any{tenant, e.ID, computer, e.Time.UnixNano(), string(e.Kind), e.Module, int32(e.Severity), rule, e.Message, string(data), recv})
+// pgIngestSlots bounds the event COPYs running at once. Every COPY inserts
+// at the right edge of the same three indexes, so concurrent ones fight
+// over the same few pages; two at a time keep one copying while the other
+// commits. On the bench (8 agents uploading, loaded 2-core machine):
+// PostgreSQL CPU per 1000 events 18-27 ms with 2, 34-42 ms with 16.
+// MAMORI_PG_INGEST_WRITERS overrides it for experiments.
+var pgIngestSlots = make(chan struct{}, pgIngestWriters())
+
+func pgIngestWriters() int {
+	if n, err := strconv.Atoi(os.Getenv("MAMORI_PG_INGEST_WRITERS")); err == nil && n > 0 {
+		return n
+	}
+	return 2
+}
+
+// pgUniqueViolation is SQLSTATE unique_violation.
+const pgUniqueViolation = "23505"
+
+// insertEventsPG is PostgreSQL's bulk path. Nearly every batch is new
+// events, so it first binary-COPYs the batch straight into events: one
+// pass, no staging table, no sort. The primary key still guards
+// idempotence: when any ID is already stored (an agent's retry, or a batch
+// that repeats an ID), COPY fails with a unique violation, nothing of it
+// stays, and the batch goes the careful way (insertEventsPGMerge).
+func (s *Store) insertEventsPG(ctx context.Context, tenant, computer string, rows []EventRow, recv int64) (map[string]bool, error) {
+	select {
+	case pgIngestSlots <- struct{}{}:
+		defer func() { <-pgIngestSlots }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	inserted := make(map[string]bool, len(evs))
+	var inserted map[string]bool
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		tx, err := pc.Begin(ctx)
-		if err != nil {
+		src := &eventRowSource{tenant: tenant, computer: computer, recv: recv, rows: rows, i: -1}
+		err := copyEventsPG(ctx, pc, src)
+		var pe *pgconn.PgError
+		switch {
+		case err == nil:
+			inserted = make(map[string]bool, len(rows))
+			for i := range rows {
+				inserted[rows[i].ID] = true
+			}
+			return nil
+		case errors.As(err, &pe) && pe.Code == pgUniqueViolation:
+			src.i = -1
+			inserted, err = mergeEventsPG(ctx, pc, src)
 			return err
 		}
-		defer tx.Rollback(ctx)
-		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
-			return fmt.Errorf("creating staging table: %w", err)
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events_in"}, eventCols, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("copying events: %w", err)
-		}
-		// DISTINCT ON: a batch may repeat an ID; ON CONFLICT cannot see
-		// duplicates within one INSERT.
-		r, err := tx.Query(ctx, `INSERT INTO events SELECT DISTINCT ON (tenant_id, id) * FROM events_in ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id`)
-		if err != nil {
-			return fmt.Errorf("inserting events: %w", err)
-		}
-		for r.Next() {
-			var id string
-			if err := r.Scan(&id); err != nil {
-				r.Close()
-				return err
-			}
-			inserted[id] = true
-		}
-		r.Close()
-		if err := r.Err(); err != nil {
-			return fmt.Errorf("inserting events: %w", err)
-		}
-		return tx.Commit(ctx)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return inserted, nil
+}
+
+func copyEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) error {
+	tx, err := pc.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols, src); err != nil {
+		return fmt.Errorf("copying events: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("committing events: %w", err)
+	}
+	return nil
+}
+
+// mergeEventsPG COPYs the batch into a transaction-scoped temporary table,
+// then moves it with INSERT … ON CONFLICT DO NOTHING, which stores only the
+// IDs the tenant does not have yet and says which those were.
+func mergeEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) (map[string]bool, error) {
+	inserted := make(map[string]bool, len(src.rows))
+	tx, err := pc.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
+		return nil, fmt.Errorf("creating staging table: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events_in"}, eventCols, src); err != nil {
+		return nil, fmt.Errorf("copying events: %w", err)
+	}
+	// DISTINCT ON: a batch may repeat an ID; ON CONFLICT cannot see
+	// duplicates within one INSERT.
+	r, err := tx.Query(ctx, `INSERT INTO events SELECT DISTINCT ON (tenant_id, id) * FROM events_in ON CONFLICT (tenant_id, id) DO NOTHING RETURNING id`)
+	if err != nil {
+		return nil, fmt.Errorf("inserting events: %w", err)
+	}
+	for r.Next() {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			r.Close()
+			return nil, err
+		}
+		inserted[id] = true
+	}
+	r.Close()
+	if err := r.Err(); err != nil {
+		return nil, fmt.Errorf("inserting events: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("committing events: %w", err)
+	}
+	return inserted, nil
+}
+
+// eventRowSource feeds a batch to COPY without a []any per row: pgx encodes
+// each row before asking for the next, so one slice serves them all.
+type eventRowSource struct {
+	tenant, computer string
+	recv             int64
+	rows             []EventRow
+	i                int
+	vals             [11]any
+}
+
+func (s *eventRowSource) Next() bool { s.i++; return s.i < len(s.rows) }
+func (s *eventRowSource) Err() error { return nil }
+
+func (s *eventRowSource) Values() ([]any, error) {
+	e := &s.rows[s.i]
+	s.vals = [11]any{s.tenant, e.ID, s.computer, e.Time, e.Kind, e.Module, e.Severity, e.RuleID, e.Message, e.Data, s.recv}
+	return s.vals[:], nil
 }

@@ -46,6 +46,8 @@ type options struct {
 	idleConnTime time.Duration
 	longPoll     bool
 	maxWait      time.Duration
+	dbPID        int
+	gzip         bool
 }
 
 func main() {
@@ -69,6 +71,8 @@ func main() {
 	flag.DurationVar(&o.idleConnTime, "idle-conn-timeout", 0, "keep-alive idle timeout per agent (default: three intervals)")
 	flag.BoolVar(&o.longPoll, "long-poll", false, "heartbeat as the real agent does: ?wait=interval±jitter, re-polled as soon as answered (latency = answer time beyond the wait)")
 	flag.DurationVar(&o.maxWait, "max-wait", 60*time.Second, "the manager's cap on a long poll, to tell a timely answer from a late one")
+	flag.IntVar(&o.dbPID, "db-pid", 0, "database server PID (PostgreSQL's postmaster) to sample its and its backends' CPU from /proc")
+	flag.BoolVar(&o.gzip, "gzip", false, "send event uploads gzip'd (Content-Encoding: gzip), as the agent does above 4 KiB")
 	flag.Parse()
 	if o.warmup == 0 {
 		o.warmup = 2 * o.interval
@@ -122,6 +126,7 @@ func run(ctx context.Context, o options) error {
 	st := newStats()
 	proc := newProcSampler(o.pid)
 	self := newProcSampler(os.Getpid())
+	db := newTreeSampler(o.dbPID)
 	if o.token == "" {
 		if o.apiKey == "" {
 			return fmt.Errorf("need -token or -apikey")
@@ -134,6 +139,7 @@ func run(ctx context.Context, o options) error {
 	// Phase 1: enrolment.
 	proc.mark("enroll")
 	self.mark("enroll")
+	db.mark("enroll")
 	t0 := time.Now()
 	agents, err := enrollAll(ctx, o, pool, st)
 	if err != nil {
@@ -157,6 +163,7 @@ func run(ctx context.Context, o options) error {
 	st.setPhase(phaseWarmup)
 	proc.mark("warmup")
 	self.mark("warmup")
+	db.mark("warmup")
 	log.Printf("warm-up %s (heartbeat %s ±%.0f%%)", o.warmup, o.interval, o.jitter*100)
 	if !sleep(ctx, o.warmup) {
 		return ctx.Err()
@@ -164,6 +171,7 @@ func run(ctx context.Context, o options) error {
 	st.setPhase(phaseQuiet)
 	proc.mark("quiet")
 	self.mark("quiet")
+	db.mark("quiet")
 	log.Printf("measuring heartbeats for %s", o.quiet)
 	if !sleep(ctx, o.quiet) {
 		return ctx.Err()
@@ -174,16 +182,18 @@ func run(ctx context.Context, o options) error {
 		st.setPhase(phaseIngest)
 		proc.mark("ingest")
 		self.mark("ingest")
+		db.mark("ingest")
 		log.Printf("ingesting with %d agents × %d-event batches for %s", o.eventAgents, o.batch, o.ingest)
 		ingested, ingestDur = ingestAll(ctx, o, agents[:o.eventAgents], st)
 	}
 	st.setPhase(phaseDone)
 	proc.mark("end")
 	self.mark("end")
+	db.mark("end")
 	cancel()
 	wg.Wait()
 
-	report(o, st, proc, self, agents, enrollDur, ingested, ingestDur)
+	report(o, st, proc, self, db, agents, enrollDur, ingested, ingestDur)
 	return nil
 }
 

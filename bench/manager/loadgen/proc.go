@@ -15,6 +15,7 @@ import (
 // (peak and mean per phase).
 type procSampler struct {
 	pid    int
+	tree   bool // CPU of the process and its children (a database's backends)
 	mu     sync.Mutex
 	marks  []procMark
 	cur    *procPhase
@@ -75,12 +76,23 @@ func (p *procSampler) loop() {
 	}
 }
 
+// newTreeSampler samples a server that forks a process per connection
+// (PostgreSQL's postmaster): CPU counts the process and its children.
+func newTreeSampler(pid int) *procSampler {
+	p := newProcSampler(pid)
+	p.tree = true
+	return p
+}
+
 // mark ends the current phase and starts the named one.
 func (p *procSampler) mark(name string) {
 	if p.pid <= 0 {
 		return
 	}
 	cpu, _ := cpuTime(p.pid)
+	if p.tree {
+		cpu, _ = treeCPU(p.pid)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.marks = append(p.marks, procMark{name: name, at: time.Now(), cpu: cpu})
@@ -108,6 +120,55 @@ func (p *procSampler) usage() []phaseUsage {
 		out = append(out, u)
 	}
 	return out
+}
+
+// treeCPU is the CPU time of pid, of its living children, and of the
+// children it has reaped (cutime, cstime).
+func treeCPU(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		total += v
+	}
+	ents, _ := os.ReadDir("/proc")
+	want := strconv.Itoa(pid)
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		cf, err := statFields(child)
+		if err != nil || cf[1] != want { // field 1 after ')' is ppid
+			continue
+		}
+		for _, i := range []int{11, 12} {
+			v, _ := strconv.ParseInt(cf[i], 10, 64)
+			total += v
+		}
+	}
+	return time.Duration(total) * time.Second / clockTicks, nil
+}
+
+// statFields returns /proc/pid/stat's fields after the command name.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 15 {
+		return nil, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f))
+	}
+	return f, nil
 }
 
 func cpuTime(pid int) (time.Duration, error) {

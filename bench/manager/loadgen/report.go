@@ -8,7 +8,7 @@ import (
 
 // report prints human lines, then "result key=value" lines that run.sh
 // reads.
-func report(o options, st *stats, proc, self *procSampler, agents []*agent, enrollDur time.Duration, ingested int64, ingestDur time.Duration) {
+func report(o options, st *stats, proc, self, db *procSampler, agents []*agent, enrollDur time.Duration, ingested int64, ingestDur time.Duration) {
 	sustained := 0
 	for _, a := range agents {
 		if a.hbOK.Load() > 0 && a.hbFail.Load() == 0 {
@@ -81,6 +81,11 @@ func report(o options, st *stats, proc, self *procSampler, agents []*agent, enro
 	}
 	for _, u := range self.usage() {
 		fmt.Printf("loadgen[%s]: CPU %.0f%% of one core, RSS max %.0f MB\n", u.name, u.cpuPercent, u.rssMaxMB)
+		perK("loadgen", u, ingested)
+	}
+	for _, u := range db.usage() {
+		fmt.Printf("database[%s]: CPU %.0f%% of one core (server and backends)\n", u.name, u.cpuPercent)
+		perK("db", u, ingested)
 	}
 	quiet := st.samples("heartbeat", phaseQuiet)
 	under := st.samples("heartbeat", phaseIngest)
@@ -91,3 +96,14 @@ func report(o options, st *stats, proc, self *procSampler, agents []*agent, enro
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// perK prints a process's CPU per 1000 events ingested in the ingest
+// window: with the manager's, it tells where the two cores go.
+func perK(who string, u phaseUsage, ingested int64) {
+	if u.name != "ingest" || ingested == 0 {
+		return
+	}
+	per := u.cpuPercent / 100 * u.dur.Seconds() / float64(ingested)
+	fmt.Printf("%s CPU per 1000 events ingested: %.1f ms\n", who, per*1e6)
+	fmt.Printf("result %s_cpu_ms_per_1000_events=%.2f\n", who, per*1e6)
+}
