@@ -47,6 +47,13 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err != nil {
 		return decodeError(err)
 	}
+	return decodeStrict(body, v)
+}
+
+// decodeStrict is decode for a body already in memory (ingest reads its
+// own, possibly gzip'd): unknown fields refused and named by their path,
+// exactly one JSON value.
+func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

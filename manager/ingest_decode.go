@@ -2,10 +2,6 @@ package manager
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"net/http"
 
 	"github.com/mamori-sec/mamori/api"
 	"github.com/mamori-sec/mamori/event"
@@ -39,20 +35,6 @@ func decodeBatch(body []byte) (evs []event.Event, raw [][]byte, err error) {
 		return nil, nil, err
 	}
 	return batch.Events, nil, nil
-}
-
-// decodeStrict is the shared decode of httpjson.go without the
-// ResponseWriter: unknown fields refused, exactly one JSON value.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errf(http.StatusBadRequest, "", "body must hold exactly one JSON value")
-	}
-	return nil
 }
 
 // splitBatch finds the array elements of a body shaped exactly
