@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,13 +105,6 @@ func fwApplyCmd(f *fwFlags) *cobra.Command {
 		Short: "apply a policy file (YAML or JSON) atomically; with --confirm-within, roll back unless confirmed",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if pf := os.Getenv("MAMORI_CPUPROFILE"); pf != "" {
-				// profiling hook for bench/firewall, off unless asked for
-				if fh, err := os.Create(pf); err == nil {
-					pprof.StartCPUProfile(fh)
-					defer pprof.StopCPUProfile()
-				}
-			}
 			src, err := os.ReadFile(args[0])
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}

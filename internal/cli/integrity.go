@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"runtime/pprof"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -244,13 +243,6 @@ func runIntegrity(cmd *cobra.Command, f *integrityFlags, args []string, op strin
 		// The baseline is one large live heap: a tighter GC target keeps
 		// peak memory well under AIDE's for a little CPU.
 		debug.SetGCPercent(50)
-	}
-	if pf := os.Getenv("MAMORI_CPUPROFILE"); pf != "" {
-		// profiling hook for bench/integrity, off unless asked for
-		if fh, err := os.Create(pf); err == nil {
-			pprof.StartCPUProfile(fh)
-			defer pprof.StopCPUProfile()
-		}
 	}
 	c.Stats = &walk.Stats{}
 	stopProgress := startProgress(f, c.Stats)

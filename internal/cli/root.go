@@ -69,7 +69,9 @@ func Main(args []string) int {
 	defer stop()
 	root := NewRoot()
 	root.SetArgs(args)
+	stopProfile := startProfile()
 	err := root.ExecuteContext(ctx)
+	stopProfile()
 	if err == nil {
 		return 0
 	}

@@ -118,13 +118,6 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, f scanFlags, paths [
 	default:
 		return &ExitError{Code: 2, Err: fmt.Errorf("--action %q: want report, quarantine or delete", f.action)}
 	}
-	if pf := os.Getenv("MAMORI_CPUPROFILE"); pf != "" {
-		// profiling hook for bench/malware, off unless asked for
-		if fh, err := os.Create(pf); err == nil {
-			pprof.StartCPUProfile(fh)
-			defer pprof.StopCPUProfile()
-		}
-	}
 	start := time.Now()
 	eng, err := malware.Load(malware.LoadOptions{Paths: f.dbs, NoDefault: f.noDefault, Strict: f.strict})
 	if err != nil {
