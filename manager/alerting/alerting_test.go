@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mamori-sec/mamori/event"
 )
@@ -107,7 +106,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDecodeRuleRoundTrip(t *testing.T) {
-	in := `{"id":"r1","name":"n","enabled":false,"modules":["antimalware"],"kinds":["malware.*"],"min_severity":"high","rules":["x*"],"groups":["g"],"tags":["t"],"computers":["c"],"contains":"evil","throttle":{"window":"5m0s","key":["src_ip"]},"notifiers":["soc"]}`
+	in := `{"id":"r1","name":"n","enabled":false,"modules":["antimalware"],"kinds":["malware.*"],"min_severity":"high","rules":["x*"],"groups":["g"],"tags":["t"],"computers":["c"],"contains":"evil","notifiers":["soc"]}`
 	s, err := DecodeRule([]byte(in))
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +123,7 @@ func TestDecodeRuleRoundTrip(t *testing.T) {
 func TestCompileKeepsGoodRules(t *testing.T) {
 	specs := []RuleSpec{
 		{ID: "good"},
-		{ID: "bad", Throttle: &ThrottleSpec{Window: 0}},
+		{ID: "bad", MinSeverity: MinSeverity(99)},
 		{ID: "good"},
 		{ID: "other", Kinds: []string{"log.*"}},
 	}
@@ -132,7 +131,7 @@ func TestCompileKeepsGoodRules(t *testing.T) {
 	if err == nil {
 		t.Fatal("Compile = nil error, want errors for the bad and the duplicate rule")
 	}
-	for _, want := range []string{`alert rule 1 "bad": field "throttle.window"`, `alert rule 2 "good": field "id": duplicate rule id`} {
+	for _, want := range []string{`alert rule 1 "bad": field "min_severity"`, `alert rule 2 "good": field "id": duplicate rule id`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Compile error %q lacks %q", err, want)
 		}
@@ -174,72 +173,6 @@ func TestGlob(t *testing.T) {
 		if got := compileGlob(tc.p).match(tc.s); got != tc.want {
 			t.Errorf("glob(%q).match(%q) = %v, want %v", tc.p, tc.s, got, tc.want)
 		}
-	}
-}
-
-func TestThrottle(t *testing.T) {
-	m, err := Compile([]RuleSpec{
-		{ID: "brute", Throttle: &ThrottleSpec{Window: Duration(time.Minute), Key: []string{"src_ip"}}},
-		{ID: "plain"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	brute, _ := m.Rule("brute")
-	plain, _ := m.Rule("plain")
-	th := NewThrottler()
-	t0 := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
-	from := func(ip string) *event.Event {
-		return &event.Event{Kind: event.KindLogAlert, Src: &event.Endpoint{IP: ip}}
-	}
-	c := Computer{ID: "c-1"}
-	steps := []struct {
-		rule *Rule
-		ip   string
-		at   time.Duration
-		want bool
-	}{
-		{brute, "10.0.0.1", 0, true},
-		{brute, "10.0.0.1", 10 * time.Second, false},
-		{brute, "10.0.0.2", 11 * time.Second, true}, // another key
-		{brute, "10.0.0.1", 59 * time.Second, false},
-		{plain, "10.0.0.1", 59 * time.Second, true}, // no throttle
-		{plain, "10.0.0.1", 59 * time.Second, true},
-		{brute, "10.0.0.1", 61 * time.Second, true}, // new window
-	}
-	for i, s := range steps {
-		if got := th.Admit(s.rule, from(s.ip), c, t0.Add(s.at)); got != s.want {
-			t.Errorf("step %d: Admit(%s, %s, +%s) = %v, want %v", i, s.rule.Spec.ID, s.ip, s.at, got, s.want)
-		}
-	}
-	// The first window of 10.0.0.1 closed at +61s with 2 repeats; the window
-	// of 10.0.0.2 closes at +71s with none.
-	sums := th.Flush(t0.Add(2 * time.Minute))
-	if len(sums) != 1 {
-		t.Fatalf("Flush = %+v, want one summary", sums)
-	}
-	s := sums[0]
-	if s.Rule != "brute" || s.Key != "10.0.0.1" || s.Suppressed != 2 || !s.Last.Equal(t0.Add(59*time.Second)) {
-		t.Errorf("Flush summary = %+v, want brute/10.0.0.1 with 2 suppressed, last at +59s", s)
-	}
-	// The second window of 10.0.0.1 (opened at +61s) is still open.
-	if th.Open() != 1 {
-		t.Errorf("Open after the first Flush = %d, want 1", th.Open())
-	}
-	if again := th.Flush(t0.Add(time.Hour)); len(again) != 0 || th.Open() != 0 {
-		t.Errorf("second Flush = %+v with %d open, want none and 0", again, th.Open())
-	}
-}
-
-func TestThrottleKeyDefaultsToComputer(t *testing.T) {
-	m, _ := Compile([]RuleSpec{{ID: "r", Throttle: &ThrottleSpec{Window: Duration(time.Minute)}}})
-	r, _ := m.Rule("r")
-	ev := &event.Event{ComputerID: "from-event"}
-	if got := r.ThrottleKey(ev, Computer{ID: "c-9"}); got != "c-9" {
-		t.Errorf("ThrottleKey = %q, want c-9", got)
-	}
-	if got := r.ThrottleKey(ev, Computer{}); got != "from-event" {
-		t.Errorf("ThrottleKey without computer = %q, want from-event", got)
 	}
 }
 

@@ -17,7 +17,7 @@ func FuzzDecodeRules(f *testing.F) {
 	for _, tc := range loadDecodeCases(f) {
 		f.Add([]byte(tc.Input))
 	}
-	f.Add([]byte(`[{"id":"r","kinds":["malware.*"],"min_severity":"high","throttle":{"window":"1m","key":["src_ip"]}}]`))
+	f.Add([]byte(`[{"id":"r","kinds":["malware.*"],"min_severity":"high"}]`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		specs, err := DecodeRules(bytes.NewReader(data))

@@ -11,7 +11,7 @@ import (
 )
 
 // Rule is one compiled rule. Spec is the rule as written, for the caller's
-// use (name, notifiers, throttle); the rest is precomputed for Match.
+// use (name, notifiers); the rest is precomputed for Match.
 type Rule struct {
 	Spec RuleSpec
 

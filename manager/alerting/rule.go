@@ -1,14 +1,12 @@
 // Package alerting decides which manager alert rules an ingested event
 // triggers. Rules are JSON (strictly decoded, errors name the rule and the
-// field), compiled once into a Matcher whose Match cannot fail, and an
-// optional Throttler folds repeats of the same rule and key within a window
-// into one alert with a count. It is a pure library: no storage, no I/O; the
-// manager feeds it events and hands the hits to manager/notify.
+// field), compiled once into a Matcher whose Match cannot fail. It is a pure
+// library: no storage, no I/O; the manager feeds it events and hands the
+// hits to manager/notify, whose per-notifier throttle folds alert storms.
 package alerting
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/mamori-sec/mamori/event"
 )
@@ -43,37 +41,8 @@ type RuleSpec struct {
 	// file path, process command line, raw text and evidence.
 	Contains string `json:"contains,omitempty"`
 
-	Throttle *ThrottleSpec `json:"throttle,omitempty"`
 	// Notifiers names the manager's notifier configurations to send to.
 	Notifiers []string `json:"notifiers,omitempty"`
-}
-
-// ThrottleSpec folds alerts of one rule with the same key into one per
-// window. Key lists event attributes (see ThrottleKeys); empty means the
-// computer.
-type ThrottleSpec struct {
-	Window Duration `json:"window"`
-	Key    []string `json:"key,omitempty"`
-}
-
-// ThrottleKeys are the attributes a throttle key may be built from.
-var ThrottleKeys = []string{"computer", "host", "kind", "module", "rule", "src_ip", "dst_ip", "user", "file"}
-
-// MaxThrottleWindow bounds how long suppressed alerts wait for their count.
-const MaxThrottleWindow = 24 * time.Hour
-
-// Duration is a time.Duration written as a Go duration string ("5m").
-type Duration time.Duration
-
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return fmt.Errorf("field \"throttle.window\": want a duration such as \"5m\": %w", err)
-	}
-	*d = Duration(v)
-	return nil
 }
 
 // MinSeverity is an event.Severity threshold; its own type so that a bad

@@ -3,7 +3,6 @@ package alerting
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"unicode"
 
 	"github.com/mamori-sec/mamori/event"
@@ -40,19 +39,6 @@ func (s *RuleSpec) Validate() error {
 		for i, v := range l.v {
 			if v == "" {
 				return fail(fmt.Sprintf("%s[%d]", l.name, i), "empty")
-			}
-		}
-	}
-	if t := s.Throttle; t != nil {
-		if t.Window <= 0 {
-			return fail("throttle.window", "must be positive")
-		}
-		if t.Window > Duration(MaxThrottleWindow) {
-			return fail("throttle.window", "longer than %s", MaxThrottleWindow)
-		}
-		for i, k := range t.Key {
-			if !slices.Contains(ThrottleKeys, k) {
-				return fail(fmt.Sprintf("throttle.key[%d]", i), "unknown key %q (want one of %v)", k, ThrottleKeys)
 			}
 		}
 	}
