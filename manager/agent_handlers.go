@@ -241,18 +241,25 @@ func (m *Manager) handleIngest(w http.ResponseWriter, r *http.Request, rc *reqCt
 	// The rows below point into body: it goes back to the pool only once
 	// the store has committed them.
 	defer putBody(body)
-	evs, raw, err := decodeBatch(body.Bytes())
+	sc := ingestScratchPool.Get().(*ingestScratch)
+	defer sc.put()
+	evs, raw, err := decodeBatchInto(body.Bytes(), sc.evs)
 	if err != nil {
 		return err
+	}
+	if cap(evs) > cap(sc.evs) {
+		sc.evs = evs[:0]
 	}
 	if len(evs) > api.MaxBatchEvents {
 		return errf(http.StatusRequestEntityTooLarge, "events", "field events: %d events, at most %d a batch", len(evs), api.MaxBatchEvents)
 	}
 	c := rc.computer
 	res := api.IngestResult{}
-	good := make([]event.Event, 0, len(evs))
-	rows := make([]store.EventRow, 0, len(evs))
-	seen := make(map[string]bool, len(evs))
+	// The accepted events are moved to the front of evs (good = evs[:k]):
+	// no second copy of the batch.
+	k := 0
+	rows := sc.rows[:0]
+	seen := sc.seen
 	var stamp stamper
 	for i := range evs {
 		e := &evs[i]
@@ -281,9 +288,14 @@ func (m *Manager) handleIngest(w http.ResponseWriter, r *http.Request, rc *reqCt
 		} else if row, err = store.RowOf(e); err != nil {
 			return err
 		}
-		good = append(good, *e)
+		if k != i {
+			evs[k] = *e
+		}
+		k++
 		rows = append(rows, row)
 	}
+	sc.rows = rows
+	good := evs[:k]
 	inserted, err := m.store.InsertEventRows(r.Context(), c.TenantID, c.ID, rows)
 	if err != nil {
 		return err

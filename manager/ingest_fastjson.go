@@ -2,7 +2,9 @@ package manager
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -186,8 +188,39 @@ func (l *lexer) key() (string, bool) {
 	if !ok || !plain {
 		return "", false
 	}
+	// A map lookup by string(bytes) does not allocate: known keys, nearly
+	// all of them, come back as the one shared string.
+	if k, ok := eventJSONKeys[string(raw[1:len(raw)-1])]; ok {
+		return k, true
+	}
 	return string(raw[1 : len(raw)-1]), true
 }
+
+// eventJSONKeys holds every JSON key of event.Event and the types it
+// contains.
+var eventJSONKeys = func() map[string]string {
+	m := map[string]string{}
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+				m[name] = name
+			}
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeFor[event.Event]())
+	return m
+}()
 
 func (l *lexer) time(t *time.Time) bool {
 	raw, _, ok := l.scanStr()

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -235,4 +236,46 @@ func TestOfflineAndWarningStates(t *testing.T) {
 			t.Errorf("%s: state = %s, want %s", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestIngestMixedBatchKeepsEachEvent sends a batch whose bad and repeated
+// events sit between good ones, twice in a row (the second reuses the
+// pooled scratch of the first): every stored event must be the one sent
+// under its ID, with nothing left over from the earlier batch.
+func TestIngestMixedBatchKeepsEachEvent(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a := e.agent(e.token(e.admin, api.TokenRequest{}), "m1")
+		for round, mod := range []string{"antimalware", "loginspect"} {
+			evs := managertest.Events(6, mod, event.SeverityHigh)
+			for i := range evs {
+				evs[i].Message = fmt.Sprintf("round %d event %d", round, i)
+			}
+			evs[0].Rule = &event.Rule{ID: fmt.Sprintf("r%d", round)}
+			evs[2].Kind = "" // invalid: no kind
+			evs[4] = evs[1]  // repeated ID
+			res, err := a.Upload(ctx, evs)
+			if err != nil || res.Accepted != 4 || res.Duplicates != 1 || res.Rejected != 1 {
+				t.Fatalf("round %d: upload = %+v, %v", round, res, err)
+			}
+			var p api.Page[event.Event]
+			e.must(e.admin, "GET", "/api/v1/events?module="+mod+"&limit=100", nil, &p)
+			got := map[string]event.Event{}
+			for _, ev := range p.Items {
+				got[ev.ID] = ev
+			}
+			if len(got) != 4 {
+				t.Fatalf("round %d: stored %d events, want 4", round, len(got))
+			}
+			for _, i := range []int{0, 1, 3, 5} {
+				ev, ok := got[evs[i].ID]
+				if !ok || ev.Message != evs[i].Message {
+					t.Errorf("round %d: event %d stored as %+v", round, i, ev)
+				}
+				if ev.Rule == nil || ev.Rule.ID != evs[i].Rule.ID {
+					t.Errorf("round %d: event %d rule %+v, want %+v", round, i, ev.Rule, evs[i].Rule)
+				}
+			}
+		}
+	})
 }

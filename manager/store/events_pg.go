@@ -56,8 +56,10 @@ func (s *Store) insertEventsPG(ctx context.Context, tenant, computer string, row
 	var inserted map[string]bool
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
-		src := &eventRowSource{tenant: tenant, computer: computer, recv: recv, rows: rows, i: -1}
-		err := copyEventsPG(ctx, pc, src)
+		buf := pgCopyBufs.Get().(*pgCopyBuf)
+		defer pgCopyBufs.Put(buf)
+		buf.b = encodeEventsCopy(buf.b[:0], tenant, computer, recv, rows)
+		err := copyEventsPG(ctx, pc, buf.b)
 		var pe *pgconn.PgError
 		switch {
 		case err == nil:
@@ -67,8 +69,7 @@ func (s *Store) insertEventsPG(ctx context.Context, tenant, computer string, row
 			}
 			return nil
 		case errors.As(err, &pe) && pe.Code == pgUniqueViolation:
-			src.i = -1
-			inserted, err = mergeEventsPG(ctx, pc, src)
+			inserted, err = mergeEventsPG(ctx, pc, buf.b, len(rows))
 			return err
 		}
 		return err
@@ -79,14 +80,14 @@ func (s *Store) insertEventsPG(ctx context.Context, tenant, computer string, row
 	return inserted, nil
 }
 
-func copyEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) error {
+func copyEventsPG(ctx context.Context, pc *pgx.Conn, stream []byte) error {
 	tx, err := pc.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols, src); err != nil {
-		return fmt.Errorf("copying events: %w", err)
+	if _, err := copyEvents(ctx, pc.PgConn(), "events", stream); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("committing events: %w", err)
@@ -97,8 +98,8 @@ func copyEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) error 
 // mergeEventsPG COPYs the batch into a transaction-scoped temporary table,
 // then moves it with INSERT … ON CONFLICT DO NOTHING, which stores only the
 // IDs the tenant does not have yet and says which those were.
-func mergeEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) (map[string]bool, error) {
-	inserted := make(map[string]bool, len(src.rows))
+func mergeEventsPG(ctx context.Context, pc *pgx.Conn, stream []byte, n int) (map[string]bool, error) {
+	inserted := make(map[string]bool, n)
 	tx, err := pc.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -107,8 +108,8 @@ func mergeEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) (map[
 	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS events_in (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`); err != nil {
 		return nil, fmt.Errorf("creating staging table: %w", err)
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events_in"}, eventCols, src); err != nil {
-		return nil, fmt.Errorf("copying events: %w", err)
+	if _, err := copyEvents(ctx, pc.PgConn(), "events_in", stream); err != nil {
+		return nil, err
 	}
 	// DISTINCT ON: a batch may repeat an ID; ON CONFLICT cannot see
 	// duplicates within one INSERT.
@@ -132,23 +133,4 @@ func mergeEventsPG(ctx context.Context, pc *pgx.Conn, src *eventRowSource) (map[
 		return nil, fmt.Errorf("committing events: %w", err)
 	}
 	return inserted, nil
-}
-
-// eventRowSource feeds a batch to COPY without a []any per row: pgx encodes
-// each row before asking for the next, so one slice serves them all.
-type eventRowSource struct {
-	tenant, computer string
-	recv             int64
-	rows             []EventRow
-	i                int
-	vals             [11]any
-}
-
-func (s *eventRowSource) Next() bool { s.i++; return s.i < len(s.rows) }
-func (s *eventRowSource) Err() error { return nil }
-
-func (s *eventRowSource) Values() ([]any, error) {
-	e := &s.rows[s.i]
-	s.vals = [11]any{s.tenant, e.ID, s.computer, e.Time, e.Kind, e.Module, e.Severity, e.RuleID, e.Message, e.Data, s.recv}
-	return s.vals[:], nil
 }
