@@ -132,11 +132,13 @@ func (s *Store) dialectSQL(q string) string {
 		r["{{SERIAL}}"] = "BIGSERIAL PRIMARY KEY"
 		r["{{AUDIT_APPEND_ONLY}}"] = "CREATE RULE audit_log_no_update AS ON UPDATE TO audit_log DO INSTEAD NOTHING;\n" +
 			"CREATE RULE audit_log_no_delete AS ON DELETE TO audit_log DO INSTEAD NOTHING;"
+		r["{{EVENTS_KEY_COLLATION}}"] = `ALTER TABLE events ALTER COLUMN tenant_id TYPE TEXT COLLATE "C", ALTER COLUMN id TYPE TEXT COLLATE "C", ALTER COLUMN computer_id TYPE TEXT COLLATE "C";`
 	} else {
 		r["{{BLOB}}"] = "BLOB"
 		r["{{SERIAL}}"] = "INTEGER PRIMARY KEY AUTOINCREMENT"
 		r["{{AUDIT_APPEND_ONLY}}"] = "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;\n" +
 			"CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+		r["{{EVENTS_KEY_COLLATION}}"] = ""
 	}
 	for k, v := range r {
 		q = strings.ReplaceAll(q, k, v)
