@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -119,6 +120,19 @@ func TestStamp(t *testing.T) {
 			e.Time = at
 			var s stamper
 			got := s.stamp([]byte(tc.raw), &e, c)
+			if e.ComputerID != "" && e.ComputerID != c.ID {
+				// a false claim: the handler encodes the event anew
+				if got != nil {
+					t.Fatalf("stamp of a claim of %s = %s, want nil", e.ComputerID, got)
+				}
+				e.ComputerID = c.ID
+				if e.Host == "" {
+					e.Host = c.Host.Hostname
+				}
+				if got, _ = json.Marshal(&e); bytes.Contains(got, []byte("c_other")) {
+					t.Fatalf("re-encoded %s still names the claimed computer", got)
+				}
+			}
 			if (string(got) == tc.raw) != tc.same {
 				t.Fatalf("stamp = %s", got)
 			}
