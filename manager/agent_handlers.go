@@ -173,9 +173,16 @@ func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, rc *re
 		if err != nil {
 			return err
 		}
-		cmds, err := m.store.PendingCommands(ctx, c.TenantID, c.ID)
-		if err != nil {
-			return err
+		// Authentication already looked for commands in its read. That
+		// answer does for a heartbeat that will not wait; one that will
+		// must read after watching, so a command queued in between still
+		// wakes it.
+		var cmds []api.Command
+		willWait := ep.Version == hb.PolicyVersion && waited < wait && !cur.Deactivated
+		if waited > 0 || willWait || !rc.noCommands {
+			if cmds, err = m.store.PendingCommands(ctx, c.TenantID, c.ID); err != nil {
+				return err
+			}
 		}
 		resp = api.HeartbeatResponse{ServerTime: time.Now().UTC(), PolicyVersion: ep.Version, HeartbeatSeconds: ep.HeartbeatSeconds,
 			Commands: cmds, ClockSkewSeconds: skew.Seconds()}

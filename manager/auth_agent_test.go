@@ -1,0 +1,108 @@
+package manager
+
+import (
+	"context"
+	"testing"
+
+	"github.com/mamori-sec/mamori/api"
+	"github.com/mamori-sec/mamori/manager/managertest"
+)
+
+// Authentication reads the computer on every request: a deactivation
+// written straight to the database (as another manager node sharing it
+// would, with no notice to this one) refuses the very next request of
+// every kind, and reactivation lets the next one through.
+func TestDeactivatedRefusedOnNextRequest(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a := e.agent(e.token(e.admin, api.TokenRequest{}), "m1")
+		var cmd api.Command
+		e.must(e.admin, "POST", "/api/v1/computers/"+a.ComputerID+"/commands", api.CommandRequest{Type: api.CommandScanNow, Args: map[string]string{"module": "antimalware"}}, &cmd)
+		requests := []struct {
+			name string
+			do   func() error
+		}{
+			{"heartbeat", func() error { _, err := a.Heartbeat(ctx, api.Heartbeat{}, 0); return err }},
+			{"policy", func() error { _, err := a.Policy(ctx); return err }},
+			{"upload", func() error { _, err := a.Upload(ctx, managertest.Events(1, "x", 2)); return err }},
+			{"command ack", func() error {
+				return managertest.Do(ctx, a.Client, "POST", e.m.URL()+api.PathAgentCommand+cmd.ID+"/ack", nil, api.CommandAck{OK: true}, nil)
+			}},
+		}
+		tenant := e.m.mustComputerTenant(t, a.ComputerID)
+		for _, rq := range requests {
+			t.Run(rq.name, func(t *testing.T) {
+				if err := e.m.store.SetDeactivated(ctx, tenant, a.ComputerID, true); err != nil {
+					t.Fatal(err)
+				}
+				if err := rq.do(); statusOf(err) != 403 {
+					t.Fatalf("deactivated: %v, want 403", err)
+				}
+				if err := e.m.store.SetDeactivated(ctx, tenant, a.ComputerID, false); err != nil {
+					t.Fatal(err)
+				}
+				if err := rq.do(); err != nil {
+					t.Fatalf("reactivated: %v", err)
+				}
+			})
+		}
+	})
+}
+
+// A heartbeat that does not wait learns of its commands from
+// authentication's read: a queued command is delivered at once, again
+// until acknowledged, and never to another computer.
+func TestHeartbeatCommandsWithoutWait(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		tok := e.token(e.admin, api.TokenRequest{MaxUses: 2})
+		a, b := e.agent(tok, "m1"), e.agent(tok, "m2")
+		ep, err := a.Policy(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb := api.Heartbeat{PolicyVersion: ep.Version}
+		count := func(ag *managertest.Agent) int {
+			t.Helper()
+			r, err := ag.Heartbeat(ctx, hb, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(r.Commands)
+		}
+		if n := count(a); n != 0 {
+			t.Fatalf("%d commands before any was queued", n)
+		}
+		var cmd api.Command
+		e.must(e.admin, "POST", "/api/v1/computers/"+a.ComputerID+"/commands", api.CommandRequest{Type: api.CommandScanNow, Args: map[string]string{"module": "antimalware"}}, &cmd)
+		for i := range 2 {
+			if n := count(a); n != 1 {
+				t.Fatalf("heartbeat %d after queueing: %d commands, want 1", i, n)
+			}
+		}
+		if n := count(b); n != 0 {
+			t.Fatalf("other computer got %d commands", n)
+		}
+		if err := managertest.Do(ctx, a.Client, "POST", e.m.URL()+api.PathAgentCommand+cmd.ID+"/ack", nil, api.CommandAck{OK: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(a); n != 0 {
+			t.Fatalf("%d commands after acknowledging", n)
+		}
+	})
+}
+
+func (m *Manager) mustComputerTenant(t *testing.T, id string) string {
+	t.Helper()
+	cs, err := m.store.AllComputers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.ID == id {
+			return c.TenantID
+		}
+	}
+	t.Fatalf("computer %s not found", id)
+	return ""
+}
