@@ -159,15 +159,20 @@ func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, rc *re
 	m.metrics.heartbeats.Inc()
 	var resp api.HeartbeatResponse
 	waited := time.Duration(0)
-	cur := c // as read for authentication; re-read after each wake-up
+	cur := c // identity as read for authentication; re-read after each wake-up
 	for {
 		// Watch before reading, so a change between the read and the wait
 		// still wakes us.
 		wc, wt := m.hub.watch(computerKey(c.ID)), m.hub.watch(tenantKey(c.TenantID))
+		noCommands := rc.noCommands
 		if waited > 0 {
-			if cur, err = m.store.Computer(ctx, c.TenantID, c.ID); err != nil {
+			// One round trip for what the loop needs: the identity (policy,
+			// overrides, deactivated) and whether commands wait.
+			id, err := m.store.ComputerIdentityByID(ctx, c.TenantID, c.ID, true)
+			if err != nil {
 				return err
 			}
+			cur, noCommands = id.Computer, !id.HasPending
 		}
 		ep, _, err := m.effective(ctx, cur)
 		if err != nil {
@@ -176,10 +181,10 @@ func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, rc *re
 		// Authentication already looked for commands in its read. That
 		// answer does for a heartbeat that will not wait; one that will
 		// must read after watching, so a command queued in between still
-		// wakes it.
+		// wakes it. A re-read after a wake-up follows the watch.
 		var cmds []api.Command
 		willWait := ep.Version == hb.PolicyVersion && waited < wait && !cur.Deactivated
-		if waited > 0 || willWait || !rc.noCommands {
+		if (waited == 0 && willWait) || !noCommands {
 			if cmds, err = m.store.PendingCommands(ctx, c.TenantID, c.ID); err != nil {
 				return err
 			}

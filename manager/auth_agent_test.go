@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/mamori-sec/mamori/api"
 	"github.com/mamori-sec/mamori/manager/managertest"
@@ -105,4 +106,33 @@ func (m *Manager) mustComputerTenant(t *testing.T, id string) string {
 	}
 	t.Fatalf("computer %s not found", id)
 	return ""
+}
+
+// A command queued by another manager node (straight into the database,
+// no wake-up on this one) reaches a long-poll at its next periodic
+// re-read, which reads identity and pending commands in one query.
+func TestLongPollFindsOtherNodesCommand(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a := e.agent(e.token(e.admin, api.TokenRequest{}), "m1")
+		ep, err := a.Policy(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan api.HeartbeatResponse, 1)
+		go func() {
+			hb, _ := a.Heartbeat(ctx, api.Heartbeat{PolicyVersion: ep.Version}, clonePollInterval+5*time.Second)
+			done <- hb
+		}()
+		time.Sleep(300 * time.Millisecond)
+		cmd, err := e.m.store.QueueCommand(ctx, e.m.mustComputerTenant(t, a.ComputerID), a.ComputerID, api.CommandScanNow, map[string]string{"module": "antimalware"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		hb := <-done
+		if len(hb.Commands) != 1 || hb.Commands[0].ID != cmd.ID || time.Since(start) > clonePollInterval+time.Second {
+			t.Fatalf("heartbeat commands = %+v after %v", hb.Commands, time.Since(start))
+		}
+	})
 }

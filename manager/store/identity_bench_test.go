@@ -13,7 +13,8 @@ import (
 // BenchmarkAgentLookup compares what authenticating an agent request costs:
 // the full row (ComputerBySerial) against the identity columns, and the
 // identity plus the pending-commands check against identity followed by
-// PendingCommands (a heartbeat's two round trips before). Run with -bench
+// PendingCommands (a heartbeat's two round trips before), and the same for
+// a long-poll's re-read on wake-up. Run with -bench
 // AgentLookup -benchmem; cpu-µs/op is this process's CPU per lookup.
 func BenchmarkAgentLookup(b *testing.B) {
 	for _, d := range []string{SQLite, Postgres} {
@@ -56,6 +57,15 @@ func BenchmarkAgentLookup(b *testing.B) {
 					return err
 				}},
 				{"identity+pending", func() error { _, err := s.ComputerIdentityBySerial(ctx, c.CertSerial, true); return err }},
+				// A long-poll's periodic re-read, before and after.
+				{"wake/full+pending", func() error {
+					if _, err := s.Computer(ctx, tn.ID, c.ID); err != nil {
+						return err
+					}
+					_, err := s.PendingCommands(ctx, tn.ID, c.ID)
+					return err
+				}},
+				{"wake/identity+pending", func() error { _, err := s.ComputerIdentityByID(ctx, tn.ID, c.ID, true); return err }},
 			} {
 				b.Run(v.name, func(b *testing.B) {
 					var ru0, ru1 syscall.Rusage

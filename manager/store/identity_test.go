@@ -88,22 +88,33 @@ func TestComputerIdentityBySerial(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, withPending := range []bool{false, true} {
-					id, err := s.ComputerIdentityBySerial(ctx, c.CertSerial, withPending)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if want := identityOf(full); !reflect.DeepEqual(id.Computer, want) {
-						t.Errorf("withPending=%v: identity\n%#v\nwant (from the full read)\n%#v", withPending, id.Computer, want)
-					}
-					if id.PendingKnown != withPending || id.HasPending != (withPending && tt.wantPending) {
-						t.Errorf("withPending=%v: PendingKnown %v HasPending %v, want pending %v", withPending, id.PendingKnown, id.HasPending, tt.wantPending)
+				lookups := map[string]func(bool) (ComputerIdentity, error){
+					"by serial": func(p bool) (ComputerIdentity, error) { return s.ComputerIdentityBySerial(ctx, c.CertSerial, p) },
+					"by ID":     func(p bool) (ComputerIdentity, error) { return s.ComputerIdentityByID(ctx, c.TenantID, c.ID, p) },
+				}
+				for how, lookup := range lookups {
+					for _, withPending := range []bool{false, true} {
+						id, err := lookup(withPending)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if want := identityOf(full); !reflect.DeepEqual(id.Computer, want) {
+							t.Errorf("%s, withPending=%v: identity\n%#v\nwant (from the full read)\n%#v", how, withPending, id.Computer, want)
+						}
+						if id.PendingKnown != withPending || id.HasPending != (withPending && tt.wantPending) {
+							t.Errorf("%s, withPending=%v: PendingKnown %v HasPending %v, want pending %v", how, withPending, id.PendingKnown, id.HasPending, tt.wantPending)
+						}
 					}
 				}
 			})
 		}
 		if _, err := s.ComputerIdentityBySerial(ctx, "no-such-serial", true); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown serial: %v, want ErrNotFound", err)
+		}
+		b := mustTenant(t, s, "b")
+		c := enroll(t, s, a.ID)
+		if _, err := s.ComputerIdentityByID(ctx, b.ID, c.ID, true); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("other tenant's computer: %v, want ErrNotFound", err)
 		}
 	})
 }
