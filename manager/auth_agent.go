@@ -25,6 +25,14 @@ func (m *Manager) authAgent(r *http.Request, rc *reqCtx) error {
 	}
 	cert := r.TLS.PeerCertificates[0]
 	heartbeat := r.URL.Path == api.PathHeartbeat
+	// Our certificates name their computer: watching it before the read
+	// lets a long-poll trust the read's answer about commands, since
+	// anything queued after it wakes the watch.
+	var watch <-chan struct{}
+	cn := cert.Subject.CommonName
+	if heartbeat && cn != "" {
+		watch = m.hub.watch(computerKey(cn))
+	}
 	id, err := m.store.ComputerIdentityBySerial(r.Context(), ca.Serial(cert), heartbeat)
 	c := id.Computer
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.CertFingerprint != ca.Fingerprint(cert)) {
@@ -37,6 +45,18 @@ func (m *Manager) authAgent(r *http.Request, rc *reqCtx) error {
 		return errf(http.StatusForbidden, "", "computer %s is deactivated", c.ID)
 	}
 	rc.computer, rc.tenant = &c, c.TenantID
-	rc.noCommands = id.PendingKnown && !id.HasPending
+	rc.agent.noCommands = id.PendingKnown && !id.HasPending
+	if c.ID == cn {
+		rc.agent.watch = watch
+	}
 	return nil
+}
+
+// agentAuth is what authenticating a heartbeat learnt besides its
+// computer.
+type agentAuth struct {
+	// noCommands: the read found no unacknowledged command.
+	noCommands bool
+	// watch is the computer's hub channel, taken before the read.
+	watch <-chan struct{}
 }

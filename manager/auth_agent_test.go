@@ -136,3 +136,45 @@ func TestLongPollFindsOtherNodesCommand(t *testing.T) {
 		}
 	})
 }
+
+// A long-poll with a command already waiting answers at once with it,
+// and one without waits for the command queued during the wait.
+func TestLongPollCommandBeforeAndDuring(t *testing.T) {
+	eachDB(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a := e.agent(e.token(e.admin, api.TokenRequest{}), "m1")
+		ep, err := a.Policy(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		queue := func() api.Command {
+			var cmd api.Command
+			e.must(e.admin, "POST", "/api/v1/computers/"+a.ComputerID+"/commands", api.CommandRequest{Type: api.CommandScanNow, Args: map[string]string{"module": "antimalware"}}, &cmd)
+			return cmd
+		}
+		ack := func(id string) {
+			if err := managertest.Do(ctx, a.Client, "POST", e.m.URL()+api.PathAgentCommand+id+"/ack", nil, api.CommandAck{OK: true}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before := queue()
+		start := time.Now()
+		hb, err := a.Heartbeat(ctx, api.Heartbeat{PolicyVersion: ep.Version}, 8*time.Second)
+		if err != nil || len(hb.Commands) != 1 || hb.Commands[0].ID != before.ID || time.Since(start) > 2*time.Second {
+			t.Fatalf("command queued before: %+v, %v after %v", hb.Commands, err, time.Since(start))
+		}
+		ack(before.ID)
+		done := make(chan api.HeartbeatResponse, 1)
+		go func() {
+			hb, _ := a.Heartbeat(ctx, api.Heartbeat{PolicyVersion: ep.Version}, 8*time.Second)
+			done <- hb
+		}()
+		time.Sleep(300 * time.Millisecond)
+		start = time.Now()
+		during := queue()
+		hb = <-done
+		if len(hb.Commands) != 1 || hb.Commands[0].ID != during.ID || time.Since(start) > 2*time.Second {
+			t.Fatalf("command queued during: %+v after %v", hb.Commands, time.Since(start))
+		}
+	})
+}

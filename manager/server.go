@@ -27,10 +27,8 @@ type reqCtx struct {
 	key      *api.APIKey
 	computer *api.Computer // agent requests: identity fields only, see store.ComputerIdentity
 	tenant   string
-	// noCommands is set when authentication found no unacknowledged
-	// command for the computer (heartbeats only).
-	noCommands bool
-	remote     string
+	agent    agentAuth // what authAgent learnt beyond the computer
+	remote   string
 }
 
 func (rc *reqCtx) actor() string {
