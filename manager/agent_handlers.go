@@ -159,23 +159,41 @@ func (m *Manager) handleHeartbeat(w http.ResponseWriter, r *http.Request, rc *re
 	m.metrics.heartbeats.Inc()
 	var resp api.HeartbeatResponse
 	waited := time.Duration(0)
-	cur := c // as read for authentication; re-read after each wake-up
+	cur := c // identity as read for authentication; re-read after each wake-up
 	for {
 		// Watch before reading, so a change between the read and the wait
-		// still wakes us.
-		wc, wt := m.hub.watch(computerKey(c.ID)), m.hub.watch(tenantKey(c.TenantID))
+		// still wakes us. The first read was authentication's: it watched
+		// the computer before it when it could.
+		wc, authWatched := rc.agent.watch, waited == 0 && rc.agent.watch != nil
+		if !authWatched {
+			wc = m.hub.watch(computerKey(c.ID))
+		}
+		wt := m.hub.watch(tenantKey(c.TenantID))
+		noCommands := rc.agent.noCommands
 		if waited > 0 {
-			if cur, err = m.store.Computer(ctx, c.TenantID, c.ID); err != nil {
+			// One round trip for what the loop needs: the identity (policy,
+			// overrides, deactivated) and whether commands wait.
+			id, err := m.store.ComputerIdentityByID(ctx, c.TenantID, c.ID, true)
+			if err != nil {
 				return err
 			}
+			cur, noCommands = id.Computer, !id.HasPending
 		}
 		ep, _, err := m.effective(ctx, cur)
 		if err != nil {
 			return err
 		}
-		cmds, err := m.store.PendingCommands(ctx, c.TenantID, c.ID)
-		if err != nil {
-			return err
+		// Authentication already looked for commands in its read. That
+		// answer does for a heartbeat that will not wait, or whose watch
+		// was taken before that read; otherwise a long-poll must read after
+		// watching, so a command queued in between still wakes it. A
+		// re-read after a wake-up follows the watch.
+		var cmds []api.Command
+		willWait := ep.Version == hb.PolicyVersion && waited < wait && !cur.Deactivated
+		if (waited == 0 && willWait && !authWatched) || !noCommands {
+			if cmds, err = m.store.PendingCommands(ctx, c.TenantID, c.ID); err != nil {
+				return err
+			}
 		}
 		resp = api.HeartbeatResponse{ServerTime: time.Now().UTC(), PolicyVersion: ep.Version, HeartbeatSeconds: ep.HeartbeatSeconds,
 			Commands: cmds, ClockSkewSeconds: skew.Seconds()}

@@ -107,8 +107,7 @@ func (m *Manager) changed(tenant string) {
 // effective computes a computer's effective policy and remembers its
 // version for diffs.
 func (m *Manager) effective(ctx context.Context, c api.Computer) (api.EffectivePolicy, api.ResolvedPolicy, error) {
-	ov, _ := json.Marshal(c.Overrides)
-	key := c.TenantID + "|" + c.PolicyID + "|" + string(ov)
+	key := c.TenantID + "|" + c.PolicyID + "|" + overridesKey(c.Overrides)
 	if e, ok := m.policies.get(key, c.TenantID); ok {
 		return e.ep, e.rp, nil
 	}
@@ -123,6 +122,19 @@ func (m *Manager) effective(ctx context.Context, c api.Computer) (api.EffectiveP
 	}
 	m.policies.put(key, c.TenantID, cachedPolicy{ep: ep, rp: rp, at: time.Now()}, gen)
 	return ep, rp, nil
+}
+
+// overridesKey is the overrides' part of a policy cache key: their JSON,
+// spelled out without encoding/json for the nearly universal no overrides.
+func overridesKey(o api.PolicyModules) string {
+	switch {
+	case o == nil:
+		return "null"
+	case len(o) == 0:
+		return "{}"
+	}
+	b, _ := json.Marshal(o)
+	return string(b)
 }
 
 func (m *Manager) compute(ctx context.Context, tenant string, chain []api.Policy, overrides api.PolicyModules) (api.EffectivePolicy, api.ResolvedPolicy, error) {

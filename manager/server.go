@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/mamori-sec/mamori/api"
-	"github.com/mamori-sec/mamori/manager/ca"
 	"github.com/mamori-sec/mamori/manager/store"
 )
 
@@ -26,8 +25,9 @@ const (
 // reqCtx is who is calling.
 type reqCtx struct {
 	key      *api.APIKey
-	computer *api.Computer
+	computer *api.Computer // agent requests: identity fields only, see store.ComputerIdentity
 	tenant   string
+	agent    agentAuth // what authAgent learnt beyond the computer
 	remote   string
 }
 
@@ -172,29 +172,6 @@ func (m *Manager) authenticate(r *http.Request, kind authKind, rc *reqCtx) error
 		return errf(http.StatusForbidden, "", "system admin key required")
 	}
 	rc.key, rc.tenant = &k, k.TenantID
-	return nil
-}
-
-// authAgent maps the verified client certificate to its computer. The TLS
-// layer already checked the chain against our CA; here an unknown serial
-// (revoked by renewal, or a computer removed) is 401 and a deactivated
-// computer 403, at once, whatever the certificate's expiry.
-func (m *Manager) authAgent(r *http.Request, rc *reqCtx) error {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
-		return errf(http.StatusUnauthorized, "", "client certificate required")
-	}
-	cert := r.TLS.PeerCertificates[0]
-	c, err := m.store.ComputerBySerial(r.Context(), ca.Serial(cert))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && c.CertFingerprint != ca.Fingerprint(cert)) {
-		return errf(http.StatusUnauthorized, "", "certificate not known (computer removed or certificate replaced): enrol again")
-	}
-	if err != nil {
-		return err
-	}
-	if c.Deactivated {
-		return errf(http.StatusForbidden, "", "computer %s is deactivated", c.ID)
-	}
-	rc.computer, rc.tenant = &c, c.TenantID
 	return nil
 }
 
