@@ -99,9 +99,13 @@ start_postgres() {
 	mkdir -p "$PG_DIR" && chown postgres: "$PG_DIR"
 	su postgres -s /bin/sh -c "$PGBIN/initdb -D $PG_DIR -A trust -U postgres -E UTF8" >"$W/pg-initdb.log" 2>&1
 	# Durable settings (fsync and synchronous_commit stay on): the figure
-	# must be what a production manager gets.
+	# must be what a production manager gets. The rest is the usual tuning
+	# of a write-heavy server (bench/manager/README.md): at 50,000 events/s
+	# PostgreSQL writes about 55 MB of WAL a second, and with the old
+	# max_wal_size of 2 GB a checkpoint (and a wave of full-page images)
+	# started every 20 s.
 	pg_huge_pages
-	su postgres -s /bin/sh -c "${PG_ENV:+env $PG_ENV }$PGBIN/pg_ctl -D $PG_DIR -w -l $PG_DIR/server.log -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=512MB -c wal_buffers=16MB -c max_wal_size=2GB -c huge_pages=$PG_HUGE\" start" >/dev/null
+	su postgres -s /bin/sh -c "${PG_ENV:+env $PG_ENV }$PGBIN/pg_ctl -D $PG_DIR -w -l $PG_DIR/server.log -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=512MB -c wal_buffers=16MB -c max_wal_size=8GB -c checkpoint_timeout=15min -c huge_pages=$PG_HUGE\" start" >/dev/null
 	if [ "$PG_HUGE" = try ]; then
 		echo "bench/manager: PostgreSQL shared memory on huge pages: $(awk '/HugePages_Total|HugePages_Free/ {printf "%s %s ", $1, $2}' /proc/meminfo)"
 	fi
@@ -119,7 +123,7 @@ start_postgres() {
 # checkpointing leaves that much WAL to be recycled, as a running server
 # does. The table is dropped; the events table starts empty.
 pg_prewarm_cluster() {
-	local mb=${PG_PREWARM_MB:-1500} t0=$SECONDS
+	local mb=${PG_PREWARM_MB:-2500} t0=$SECONDS
 	[ "$mb" -gt 0 ] || return 0
 	psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d mamori -q -v ON_ERROR_STOP=1 >/dev/null <<-SQL
 		CREATE TABLE bench_prewarm (id bigint, pad text);
