@@ -16,20 +16,19 @@ var eventCols = []string{"tenant_id", "id", "computer_id", "time", "kind", "modu
 
 // pgIngestSlots bounds the event COPYs running at once. Every COPY inserts
 // at the right edge of the same three indexes, so concurrent ones fight
-// over the same few pages; two at a time keep one copying while the other
-// commits. On the bench (8 agents uploading, loaded 2-core machine):
-// PostgreSQL CPU per 1000 events 18-27 ms with 2, 34-42 ms with 16; but
-// with the full 10,000-agent fleet heartbeating, 8 beat 2 in both A/B runs
-// (26.7k vs 22.7k events/s; 42.1k vs 30.6k with the manager's GC tuned):
-// uploads then wait on the slot while PostgreSQL sits idle between a
-// commit and the next COPY. MAMORI_PG_INGEST_WRITERS overrides it.
+// over the same few pages, while too few leave PostgreSQL idle between a
+// commit and the next COPY. With 10,000 agents heartbeating on the 2-core
+// bench, 8 beat 2 (42.1k vs 30.6k events/s) when PostgreSQL's own
+// overheads were larger; once its WAL was recycled and its shared memory
+// on huge pages, 4 beat 8 (54.7k vs 48.8k events/s; its CPU per 1000
+// events 18.0 vs 21.8 ms). MAMORI_PG_INGEST_WRITERS overrides it.
 var pgIngestSlots = make(chan struct{}, pgIngestWriters())
 
 func pgIngestWriters() int {
 	if n, err := strconv.Atoi(os.Getenv("MAMORI_PG_INGEST_WRITERS")); err == nil && n > 0 {
 		return n
 	}
-	return 8
+	return 4
 }
 
 // pgUniqueViolation is SQLSTATE unique_violation.
