@@ -16,8 +16,8 @@ type stamper struct {
 	computer, host []byte // `,"computer_id":"…"` and `,"host":"…"`, made once
 }
 
-//
-// An event that names another computer returns nil: the caller encodes it
+// stamp returns the JSON to store for raw. An event that names another
+// computer returns nil: the caller encodes it
 // again from the decoded event (with the certificate's computer set), so
 // the stored JSON does not carry the false claim even as an overridden key.
 func (s *stamper) stamp(raw []byte, e *event.Event, c *api.Computer) []byte {
