@@ -298,7 +298,7 @@ func (a *agent) heartbeatLoop(ctx context.Context, o options, st *stats) {
 		if ctx.Err() != nil {
 			return
 		}
-		measured := st.current() == phaseQuiet || st.current() == phaseIngest
+		measured := st.current() == phaseQuiet || st.current() == phaseIngestWarmup || st.current() == phaseIngest
 		if err != nil {
 			st.fail("heartbeat", err)
 			if measured {

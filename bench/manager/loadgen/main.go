@@ -188,13 +188,14 @@ func run(ctx context.Context, o options) error {
 	var ingested int64
 	var ingestDur time.Duration
 	if o.ingest > 0 && o.eventAgents > 0 && o.ingestWarmup > 0 {
-		// Heartbeats in this window count as warm-up ones.
-		st.setPhase(phaseWarmup)
+		// Heartbeats here count for "agents sustained" (between the two
+		// measured windows) and get their own latency line.
+		st.setPhase(phaseIngestWarmup)
 		proc.mark("ingestwarmup")
 		self.mark("ingestwarmup")
 		db.mark("ingestwarmup")
 		log.Printf("ingest warm-up (not measured): %d agents × %d-event batches for %s", o.eventAgents, o.batch, o.ingestWarmup)
-		n, d := ingestAll(ctx, o, agents[:o.eventAgents], st, o.ingestWarmup, phaseWarmup)
+		n, d := ingestAll(ctx, o, agents[:o.eventAgents], st, o.ingestWarmup, phaseIngestWarmup)
 		log.Printf("ingest warm-up: %.0f events/s", float64(n)/d.Seconds())
 	}
 	if o.ingest > 0 && o.eventAgents > 0 {
@@ -261,11 +262,12 @@ const (
 	phaseEnroll phase = iota
 	phaseWarmup
 	phaseQuiet
+	phaseIngestWarmup
 	phaseIngest
 	phaseDone
 )
 
-var phaseNames = [...]string{"enroll", "warmup", "quiet", "ingest", "done"}
+var phaseNames = [...]string{"enroll", "warmup", "quiet", "ingestwarmup", "ingest", "done"}
 
 // stats collects latencies per phase and errors per operation.
 type stats struct {

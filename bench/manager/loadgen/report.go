@@ -22,7 +22,7 @@ func report(o options, st *stats, proc, self, db *procSampler, agents []*agent, 
 	}
 	fmt.Printf("\n== mamori manager load: %d agents, heartbeat %s ±%.0f%% (%s), %d event agents × %d-event batches\n", o.agents, o.interval, o.jitter*100, mode, o.eventAgents, o.batch)
 	fmt.Printf("enrolment: %d ok in %s (%.0f/s), p50 %s p99 %s\n", len(en), enrollDur.Round(time.Millisecond), float64(len(en))/enrollDur.Seconds(), ms(pct(en, .5)), ms(pct(en, .99)))
-	for _, p := range []phase{phaseWarmup, phaseQuiet, phaseIngest} {
+	for _, p := range []phase{phaseWarmup, phaseQuiet, phaseIngestWarmup, phaseIngest} {
 		hb := st.samples("heartbeat", p)
 		pol := st.samples("policy", p)
 		if len(hb) == 0 {
