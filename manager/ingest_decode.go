@@ -7,7 +7,7 @@ import (
 	"github.com/mamori-sec/mamori/event"
 )
 
-// decodeBatch decodes an EventBatch body and returns each event with the
+// decodeBatchInto decodes an EventBatch body and returns each event with the
 // bytes it came in (raw[i] is events[i]'s JSON object, a slice of body),
 // so ingest can store what the agent sent instead of encoding it again.
 //
@@ -16,13 +16,10 @@ import (
 // decoded again as a whole, the way every other body is, so the answer
 // (status, field, message) does not depend on which path ran; raw is then
 // nil.
-func decodeBatch(body []byte) (evs []event.Event, raw [][]byte, err error) {
-	return decodeBatchInto(body, nil)
-}
-
-// decodeBatchInto is decodeBatch reusing dst's storage for the events (the
-// ingest handler pools it: a 2000-event batch is about a megabyte of
-// Event structs).
+//
+// The events are decoded into dst's storage when it is large enough (the
+// ingest handler pools it: a 2000-event batch is about a megabyte of Event
+// structs); a nil dst allocates.
 func decodeBatchInto(body []byte, dst []event.Event) (evs []event.Event, raw [][]byte, err error) {
 	if elems, ok := splitBatch(body); ok {
 		if len(elems) > 0 && cap(dst) >= len(elems) {

@@ -51,7 +51,7 @@ var batchCases = []struct {
 func TestDecodeBatch(t *testing.T) {
 	for _, tc := range batchCases {
 		t.Run(tc.name, func(t *testing.T) {
-			evs, raw, err := decodeBatch([]byte(tc.body))
+			evs, raw, err := decodeBatchInto([]byte(tc.body), nil)
 			var ae *apiError
 			switch {
 			case tc.code == 0 && err != nil:
@@ -81,8 +81,23 @@ func FuzzDecodeBatch(f *testing.F) {
 	for _, tc := range batchCases {
 		f.Add([]byte(tc.body))
 	}
+	// A slice that held a batch with every field set: decoding into it
+	// again must leave nothing of that batch behind.
+	uid := 7
+	full := event.Event{ID: "f", Kind: event.KindLogAlert, Module: "m", Host: "h", ComputerID: "c", Message: "x", Action: "a", Protocol: "tcp", Raw: "r", Count: 3,
+		Rule: &event.Rule{ID: "r", Tags: []string{"t"}}, Src: &event.Endpoint{IP: "192.0.2.1", Port: 1}, Dst: &event.Endpoint{IP: "192.0.2.2"},
+		File: &event.File{Path: "/p", UID: &uid}, Process: &event.Process{PID: 1}, User: &event.User{Name: "u"}, DNS: &event.DNS{Query: "q"},
+		HTTP: &event.HTTP{Method: "GET"}, Cloud: &event.Cloud{Provider: "aws"}, Changes: []event.Change{{Attr: "a"}}, Evidence: []string{"e"}, Fields: map[string]string{"k": "v"}}
+	fullBody, err := json.Marshal(api.EventBatch{Events: []event.Event{full, full, full, full}})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		evs, raw, err := decodeBatch(body)
+		dirty, _, err := decodeBatchInto(fullBody, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, raw, err := decodeBatchInto(body, dirty[:0])
 		want, werr := genericBatch(body)
 		if (werr == nil) != (err == nil) || (err != nil && err.Error() != werr.Error()) {
 			t.Fatalf("decodeBatch error %v, generic %v", err, werr)
