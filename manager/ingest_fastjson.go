@@ -337,35 +337,31 @@ func (l *lexer) strMap() (map[string]string, bool) {
 
 // strFields reads an object whose fields are all strings.
 func (l *lexer) strFields(fields map[string]*string) bool {
-	seen := map[string]bool{}
-	return l.object(func(k string) bool {
+	return l.objectOnce(func(k string) bool {
 		p, ok := fields[k]
-		if !ok || seen[k] {
+		if !ok {
 			return false
 		}
-		seen[k] = true
 		*p, ok = l.str()
 		return ok
 	})
 }
 
-// keyOnce tracks which keys an object had, to refuse a repeated one.
-type keyOnce map[string]bool
-
-func (s keyOnce) first(k string) bool {
-	if s[k] {
-		return false
-	}
-	s[k] = true
-	return true
+// objectOnce is object refusing a key given twice, as the strict decode
+// does.
+func (l *lexer) objectOnce(field func(key string) bool) bool {
+	seen := map[string]bool{}
+	return l.object(func(k string) bool {
+		if seen[k] {
+			return false
+		}
+		seen[k] = true
+		return field(k)
+	})
 }
 
 func (l *lexer) rule(r *event.Rule) bool {
-	seen := keyOnce{}
-	return l.object(func(k string) bool {
-		if !seen.first(k) {
-			return false
-		}
+	return l.objectOnce(func(k string) bool {
 		var ok bool
 		switch k {
 		case "id":
@@ -388,11 +384,7 @@ func (l *lexer) rule(r *event.Rule) bool {
 }
 
 func (l *lexer) endpoint(p *event.Endpoint) bool {
-	seen := keyOnce{}
-	return l.object(func(k string) bool {
-		if !seen.first(k) {
-			return false
-		}
+	return l.objectOnce(func(k string) bool {
 		var ok bool
 		switch k {
 		case "ip":
@@ -411,11 +403,7 @@ func (l *lexer) endpoint(p *event.Endpoint) bool {
 }
 
 func (l *lexer) file(f *event.File) bool {
-	seen := keyOnce{}
-	return l.object(func(k string) bool {
-		if !seen.first(k) {
-			return false
-		}
+	return l.objectOnce(func(k string) bool {
 		var ok bool
 		switch k {
 		case "path":
@@ -447,11 +435,7 @@ func (l *lexer) file(f *event.File) bool {
 }
 
 func (l *lexer) process(p *event.Process) bool {
-	seen := keyOnce{}
-	return l.object(func(k string) bool {
-		if !seen.first(k) {
-			return false
-		}
+	return l.objectOnce(func(k string) bool {
 		var ok bool
 		var n int64
 		switch k {
@@ -475,11 +459,7 @@ func (l *lexer) process(p *event.Process) bool {
 }
 
 func (l *lexer) user(u *event.User) bool {
-	seen := keyOnce{}
-	return l.object(func(k string) bool {
-		if !seen.first(k) {
-			return false
-		}
+	return l.objectOnce(func(k string) bool {
 		var ok bool
 		switch k {
 		case "name":
@@ -492,11 +472,7 @@ func (l *lexer) user(u *event.User) bool {
 }
 
 func (l *lexer) http(h *event.HTTP) bool {
-	seen := keyOnce{}
-	return l.object(func(k string) bool {
-		if !seen.first(k) {
-			return false
-		}
+	return l.objectOnce(func(k string) bool {
 		var ok bool
 		switch k {
 		case "method":
