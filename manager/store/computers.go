@@ -42,16 +42,9 @@ func scanComputer(row interface{ Scan(...any) error }) (api.Computer, error) {
 	c.CertNotAfter, c.LastHeartbeat, c.Enrolled = toTime(notAfter), toTime(last), toTime(enrolled)
 	c.Deactivated = deact == 1
 	c.ClockSkewSeconds = float64(skew) / 1000
-	for _, dec := range [...]func() error{
-		func() error { return unjsTags(ips, &c.Host.IPs) },
-		func() error { return unjsTags(tags, &c.Tags) },
-		func() error { return unjsModules(mods, &c.Modules) },
-		func() error { return unjsPacks(packs, &c.RulePacks) },
-		func() error { return unjsOverrides(ovr, &c.Overrides) },
-	} {
-		if err := dec(); err != nil {
-			return c, fmt.Errorf("decoding computer %s: %w", c.ID, err)
-		}
+	if err := errors.Join(unjsSlice(ips, &c.Host.IPs), unjsSlice(tags, &c.Tags), unjsSlice(mods, &c.Modules),
+		unjsSlice(packs, &c.RulePacks), unjsMap(ovr, &c.Overrides)); err != nil {
+		return c, fmt.Errorf("decoding computer %s: %w", c.ID, err)
 	}
 	return c, nil
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -74,73 +73,41 @@ func (s *Store) identity(ctx context.Context, where string, withPending bool, ar
 	}
 	c.CertSerial = serial
 	c.Deactivated = deact == 1
-	if err := unjsTags(tags, &c.Tags); err != nil {
+	if err := unjsSlice(tags, &c.Tags); err != nil {
 		return id, fmt.Errorf("decoding computer %s: %w", c.ID, err)
 	}
-	if err := unjsOverrides(ovr, &c.Overrides); err != nil {
+	if err := unjsMap(ovr, &c.Overrides); err != nil {
 		return id, fmt.Errorf("decoding computer %s: %w", c.ID, err)
 	}
 	return id, nil
 }
 
 // The JSON columns of a computer are nearly always empty ("[]", "{}",
-// "null" or ""); these give what json.Unmarshal would for those without
-// its reflection, and fall back to it for anything else.
+// "null" or ""); unjsSlice and unjsMap give what unjs (json.Unmarshal)
+// would for those without its reflection, and fall back to it otherwise.
 
-func unjsTags(s string, v *[]string) error {
+func unjsSlice[S ~[]E, E any](s string, v *S) error {
 	switch s {
-	case "":
-		return nil
 	case "null":
 		*v = nil
 		return nil
 	case "[]":
-		*v = []string{}
+		*v = S{}
 		return nil
 	}
-	return json.Unmarshal([]byte(s), v)
+	return unjs(s, v)
 }
 
-func unjsOverrides(s string, v *api.PolicyModules) error {
+func unjsMap[M ~map[K]V, K comparable, V any](s string, v *M) error {
 	switch s {
-	case "":
-		return nil
 	case "null":
 		*v = nil
 		return nil
 	case "{}":
 		if *v == nil {
-			*v = api.PolicyModules{}
+			*v = M{}
 		}
 		return nil
 	}
-	return json.Unmarshal([]byte(s), v)
-}
-
-func unjsModules(s string, v *[]api.ModuleState) error {
-	switch s {
-	case "":
-		return nil
-	case "null":
-		*v = nil
-		return nil
-	case "[]":
-		*v = []api.ModuleState{}
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
-}
-
-func unjsPacks(s string, v *[]api.RulePackRef) error {
-	switch s {
-	case "":
-		return nil
-	case "null":
-		*v = nil
-		return nil
-	case "[]":
-		*v = []api.RulePackRef{}
-		return nil
-	}
-	return json.Unmarshal([]byte(s), v)
+	return unjs(s, v)
 }

@@ -131,13 +131,13 @@ func TestUnjsFastPaths(t *testing.T) {
 				}
 			}
 			var t1, t2 []string
-			check("tags", &t1, &t2, unjsTags(s, &t1))
+			check("tags", &t1, &t2, unjsSlice(s, &t1))
 			var o1, o2 api.PolicyModules
-			check("overrides", &o1, &o2, unjsOverrides(s, &o1))
+			check("overrides", &o1, &o2, unjsMap(s, &o1))
 			var m1, m2 []api.ModuleState
-			check("modules", &m1, &m2, unjsModules(s, &m1))
+			check("modules", &m1, &m2, unjsSlice(s, &m1))
 			var p1, p2 []api.RulePackRef
-			check("rulepacks", &p1, &p2, unjsPacks(s, &p1))
+			check("rulepacks", &p1, &p2, unjsSlice(s, &p1))
 		})
 	}
 }
