@@ -64,6 +64,27 @@ func listTable(t testing.TB, ns *nstest.NS) string {
 	return countersRE.ReplaceAllString(out, "counter")
 }
 
+// applyBoth applies p through netlink in one namespace and loads its nft
+// text with `nft -f` in another, and returns both `nft list` listings.
+func applyBoth(t *testing.T, p *Plan) (netlink, text string) {
+	t.Helper()
+	a, b := nstest.New(t), nstest.New(t)
+	k, err := Open(a.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.Close()
+	if _, err := k.Apply(p); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "ruleset.nft")
+	if err := os.WriteFile(file, []byte(p.Text()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.MustRun("nft", "-f", file)
+	return listTable(t, a), listTable(t, b)
+}
+
 // TestNetlinkMatchesText applies each plan through netlink in one
 // namespace and loads its nft text with `nft -f` in another: the kernel
 // must hold the same ruleset, as `nft list` shows it.
@@ -71,20 +92,7 @@ func TestNetlinkMatchesText(t *testing.T) {
 	nstest.RequireRoot(t, "nft")
 	for _, f := range policies(t) {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			p := plan(t, f)
-			a, b := nstest.New(t), nstest.New(t)
-			k, err := Open(a.FD)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer k.Close()
-			if _, err := k.Apply(p); err != nil {
-				t.Fatalf("Apply: %v", err)
-			}
-			file := filepath.Join(t.TempDir(), "ruleset.nft")
-			os.WriteFile(file, []byte(p.Text()), 0o644)
-			b.MustRun("nft", "-f", file)
-			got, want := listTable(t, a), listTable(t, b)
+			got, want := applyBoth(t, plan(t, f))
 			t.Logf("kernel listing:\n%s", got)
 			if got != want {
 				t.Errorf("netlink apply lists as\n%s\nnft -f lists as\n%s", got, want)
@@ -316,20 +324,7 @@ func TestNetlinkMatchesTextBig(t *testing.T) {
 	}
 	file := filepath.Join(t.TempDir(), "big.yaml")
 	os.WriteFile(file, []byte(src.String()), 0o644)
-	p := plan(t, file)
-	a, b := nstest.New(t), nstest.New(t)
-	k, err := Open(a.FD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	if _, err := k.Apply(p); err != nil {
-		t.Fatalf("Apply: %v", err)
-	}
-	nftFile := filepath.Join(t.TempDir(), "ruleset.nft")
-	os.WriteFile(nftFile, []byte(p.Text()), 0o644)
-	b.MustRun("nft", "-f", nftFile)
-	got, want := listTable(t, a), listTable(t, b)
+	got, want := applyBoth(t, plan(t, file))
 	if got != want {
 		gl, wl := strings.Split(got, "\n"), strings.Split(want, "\n")
 		for i := range min(len(gl), len(wl)) {
