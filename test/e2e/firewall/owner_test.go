@@ -2,8 +2,6 @@ package firewall
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"os/exec"
@@ -27,13 +25,7 @@ import (
 func TestCLIRefusesAgentOwnedTable(t *testing.T) {
 	requireRoot(t)
 	bin := buildMamori(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	ns := "mfwown" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := newNetns(t, "mfwown")
 	fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -44,6 +44,20 @@ func buildMamori(t *testing.T) string {
 
 // TestUnprivilegedIsUnavailable runs the binary as nobody: the firewall
 // must say it is unavailable and why, and change nothing.
+// newNetns adds a named network namespace (prefix plus random hex),
+// deleted when the test ends.
+func newNetns(t *testing.T, prefix string) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	ns := prefix + hex.EncodeToString(b)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	return ns
+}
+
 func TestUnprivilegedIsUnavailable(t *testing.T) {
 	requireRoot(t)
 	bin := buildMamori(t)
@@ -62,13 +76,7 @@ func TestUnprivilegedIsUnavailable(t *testing.T) {
 func TestUnconfirmedApplyRollsBack(t *testing.T) {
 	requireRoot(t)
 	bin := buildMamori(t)
-	b := make([]byte, 4)
-	rand.Read(b)
-	ns := "mfwe2e" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	ns := newNetns(t, "mfwe2e")
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.yaml")
 	lockout := filepath.Join(dir, "lockout.yaml")
