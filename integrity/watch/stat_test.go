@@ -48,16 +48,23 @@ func FuzzParseStatStart(f *testing.F) {
 	})
 }
 
-// FuzzFindPidfd: the info records of an event come from the kernel, but
-// a wrong length must never send the scan out of bounds.
-func FuzzFindPidfd(f *testing.F) {
-	rec := make([]byte, 8)
+// pidfdRecords returns a pidfd info record (pidfd 7) and a 24-byte
+// directory-fid record, as the kernel lays them out after an event.
+func pidfdRecords() (rec, fid []byte) {
+	rec = make([]byte, 8)
 	rec[0] = unix.FAN_EVENT_INFO_TYPE_PIDFD
 	binary.NativeEndian.PutUint16(rec[2:], 8)
 	binary.NativeEndian.PutUint32(rec[4:], 7)
-	fid := make([]byte, 24)
+	fid = make([]byte, 24)
 	fid[0] = unix.FAN_EVENT_INFO_TYPE_DFID_NAME
 	binary.NativeEndian.PutUint16(fid[2:], 24)
+	return rec, fid
+}
+
+// FuzzFindPidfd: the info records of an event come from the kernel, but
+// a wrong length must never send the scan out of bounds.
+func FuzzFindPidfd(f *testing.F) {
+	rec, fid := pidfdRecords()
 	f.Add(append(fid, rec...))
 	f.Add(rec)
 	f.Add([]byte{4, 0, 0, 0})
@@ -67,13 +74,7 @@ func FuzzFindPidfd(f *testing.F) {
 }
 
 func TestFindPidfd(t *testing.T) {
-	rec := make([]byte, 8)
-	rec[0] = unix.FAN_EVENT_INFO_TYPE_PIDFD
-	binary.NativeEndian.PutUint16(rec[2:], 8)
-	binary.NativeEndian.PutUint32(rec[4:], 7)
-	fid := make([]byte, 24)
-	fid[0] = unix.FAN_EVENT_INFO_TYPE_DFID_NAME
-	binary.NativeEndian.PutUint16(fid[2:], 24)
+	rec, fid := pidfdRecords()
 	if got := findPidfd(append(fid, rec...)); got != 7 {
 		t.Errorf("pidfd after a fid record: %d, want 7", got)
 	}
