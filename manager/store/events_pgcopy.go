@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,25 +56,15 @@ func copyInt8(dst []byte, v int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(v))
 }
 
-var copyEventsSQL = map[string]string{}
-
-func init() {
-	for _, t := range []string{"events", "events_in"} {
-		cols := ""
-		for i, c := range eventCols {
-			if i > 0 {
-				cols += ", "
-			}
-			cols += c
-		}
-		copyEventsSQL[t] = "COPY " + t + " (" + cols + ") FROM STDIN WITH (FORMAT binary)"
-	}
+// copyEventsSQL is the COPY statement for events or its staging table.
+func copyEventsSQL(table string) string {
+	return "COPY " + table + " (" + strings.Join(eventCols, ", ") + ") FROM STDIN WITH (FORMAT binary)"
 }
 
 // copyEvents streams an encoded batch into table (events or the staging
 // table) on the transaction's connection.
 func copyEvents(ctx context.Context, pc *pgconn.PgConn, table string, stream []byte) (int64, error) {
-	tag, err := pc.CopyFrom(ctx, bytes.NewReader(stream), copyEventsSQL[table])
+	tag, err := pc.CopyFrom(ctx, bytes.NewReader(stream), copyEventsSQL(table))
 	if err != nil {
 		return 0, fmt.Errorf("copying events: %w", err)
 	}
