@@ -86,14 +86,3 @@ func Main(args []string) int {
 	return 2
 }
 
-// notYet is the body of a command whose engine has not landed: it says so
-// and exits 2 instead of pretending to work.
-func notYet(use, short string) *cobra.Command {
-	return &cobra.Command{
-		Use:   use,
-		Short: short + " (not built into this version yet)",
-		RunE: func(*cobra.Command, []string) error {
-			return &ExitError{Code: 2, Err: fmt.Errorf("%s: not built into this version yet", use)}
-		},
-	}
-}
