@@ -85,4 +85,3 @@ func Main(args []string) int {
 	fmt.Fprintln(os.Stderr, "mamori:", err)
 	return 2
 }
-
